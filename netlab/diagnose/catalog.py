@@ -1,0 +1,197 @@
+"""The socket-error catalog: one data file, looked up by name, number, or exception.
+
+Every command that meets a socket error (serve, chat, diagnose, explain, capture) explains
+it from here, so the wording and the codes never disagree between commands. The data lives
+in socket_errors.json next to this module; this file only loads and indexes it.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import json
+import socket
+import sys
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from netlab.errors import SocketProblem
+
+SYSTEMS = ("linux", "macos", "windows")
+SYSTEM_LABELS = {"linux": "Linux", "macos": "macOS", "windows": "Windows"}
+
+
+@dataclass(frozen=True)
+class OSCode:
+    """How one system spells an error: its number, its own name and its message."""
+
+    number: int
+    message: str
+    name: str | None = None  # the system's own symbol when it differs (WSAEADDRINUSE, EAI_NONAME)
+
+
+@dataclass(frozen=True)
+class ErrorEntry:
+    name: str  # canonical POSIX-style name, e.g. EADDRNOTAVAIL
+    title: str  # a few plain words
+    python: str  # the Python exception class students see
+    explanation: str
+    codes: dict[str, OSCode]  # system -> code
+    situations: dict[str, str] = field(default_factory=dict)  # operation -> sentence template
+    causes: tuple[str, ...] = ()
+    fixes: tuple[str, ...] = ()
+    lesson: int | None = None
+
+    def code(self, system: str) -> OSCode | None:
+        return self.codes.get(system)
+
+    def codes_text(self) -> str:
+        """'Errno 99 on Linux, 49 on macOS, WinError 10049 on Windows'."""
+        parts = []
+        for system in SYSTEMS:
+            code = self.codes.get(system)
+            if code is None:
+                continue
+            label = SYSTEM_LABELS[system]
+            if system == "windows":
+                parts.append(f"WinError {code.number} on {label}")
+            else:
+                parts.append(f"{code.number} on {label}")
+        if not parts:
+            return ""
+        if not parts[0].startswith("WinError"):
+            parts[0] = "Errno " + parts[0]
+        return ", ".join(parts)
+
+    def situation(self, operation: str | None, **fields: object) -> str:
+        """The plain sentence for this error in this call, e.g. for a bind or a connect."""
+        template = self.situations.get(operation or "") or self.title
+        try:
+            return template.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            return self.title
+
+
+def _entry_from_json(raw: dict[str, Any]) -> ErrorEntry:
+    codes = {}
+    for system in SYSTEMS:
+        item = raw.get(system)
+        if item:
+            codes[system] = OSCode(int(item["number"]), item["message"], item.get("name"))
+    return ErrorEntry(
+        name=raw["name"],
+        title=raw["title"],
+        python=raw.get("python", "OSError"),
+        explanation=raw["explanation"],
+        codes=codes,
+        situations=dict(raw.get("situations", {})),
+        causes=tuple(raw.get("causes", ())),
+        fixes=tuple(raw.get("fixes", ())),
+        lesson=raw.get("lesson"),
+    )
+
+
+class Catalog:
+    def __init__(self, entries: list[ErrorEntry]) -> None:
+        self.entries = entries
+        self._by_name: dict[str, ErrorEntry] = {}
+        for entry in entries:
+            self._by_name[entry.name.upper()] = entry
+            for code in entry.codes.values():
+                if code.name:
+                    self._by_name.setdefault(code.name.upper(), entry)
+
+    def get(self, name: str) -> ErrorEntry | None:
+        """By canonical or system name: EADDRINUSE, WSAEADDRINUSE, EAI_NONAME."""
+        return self._by_name.get(name.strip().upper())
+
+    def by_number(self, number: int, system: str | None = None) -> list[tuple[str, ErrorEntry]]:
+        """Every (system, entry) whose code on that system is `number`."""
+        found = []
+        for entry in self.entries:
+            for sys_name, code in entry.codes.items():
+                if code.number == number and (system is None or system == sys_name):
+                    found.append((sys_name, entry))
+        return found
+
+    def for_exception(self, exc: BaseException, system: str | None = None) -> ErrorEntry | None:
+        """The entry for an exception raised on this machine (or on `system`)."""
+        system = system or current_system()
+        if isinstance(exc, socket.gaierror):
+            return self._for_gaierror(exc, system)
+        if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
+            # socket.timeout from settimeout(): no errno, but it is a connect timeout.
+            return self.get("ETIMEDOUT")
+        if not isinstance(exc, OSError):
+            return None
+        winerror = getattr(exc, "winerror", None)
+        if winerror:
+            hits = self.by_number(winerror, "windows")
+            if hits:
+                return hits[0][1]
+        if exc.errno is None:
+            return None
+        if system == current_system():
+            name = _errno.errorcode.get(exc.errno)
+            if name and self.get(name):
+                return self.get(name)
+        hits = self.by_number(exc.errno, system)
+        return hits[0][1] if hits else None
+
+    def _for_gaierror(self, exc: socket.gaierror, system: str) -> ErrorEntry | None:
+        number = exc.errno
+        if system == current_system() and isinstance(number, int):
+            for attr in dir(socket):
+                if attr.startswith("EAI_") and getattr(socket, attr) == number:
+                    entry = self.get(attr)
+                    if entry:
+                        return entry
+        if isinstance(number, int):
+            for _sys, entry in self.by_number(number, system):
+                if entry.name.startswith("EAI_"):
+                    return entry
+        return self.get("EAI_NONAME")
+
+
+def current_system() -> str:
+    if sys.platform.startswith("win"):
+        return "windows"
+    if sys.platform == "darwin":
+        return "macos"
+    return "linux"
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    text = resources.files("netlab.diagnose").joinpath("socket_errors.json").read_text("utf-8")
+    data = json.loads(text)
+    return Catalog([_entry_from_json(item) for item in data["errors"]])
+
+
+def format_address(host: str, port: int | None) -> str:
+    """host:port, with IPv6 literals in brackets as URLs and ss(8) write them."""
+    shown = f"[{host}]" if ":" in host else host
+    return shown if port is None else f"{shown}:{port}"
+
+
+def socket_problem(
+    exc: BaseException, operation: str, host: str, port: int | None = None
+) -> SocketProblem:
+    """Turn a failed socket call into one clear message with the fix, from the catalog.
+
+    The call matters as much as the code: 10048 from connect() means the client ran out of
+    ephemeral ports, from bind() that a server already holds the port.
+    """
+    where = format_address(host, port)
+    entry = load_catalog().for_exception(exc)
+    if entry is None:
+        detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return SocketProblem(f"cannot {operation} {where}: {detail}", operation=operation)
+    sentence = entry.situation(operation, host=host, port=port, address=where)
+    codes = entry.codes_text()
+    message = f"cannot {operation} {where}: {sentence} ({entry.name}; {codes})"
+    hint = " ".join(entry.fixes[:2]) if entry.fixes else None
+    if entry.fixes and "{" in (hint or ""):
+        hint = hint.format(host=host, port=port, address=where)
+    return SocketProblem(message, hint, code=entry.name, operation=operation)
