@@ -217,3 +217,42 @@ class Reason:
     TIMEOUT = "timeout"
     TOO_SLOW = "too slow"
     SHUTDOWN = "server shutdown"
+
+
+# ---------------------------------------------------------------------------------------
+# The client's side of the stream.
+
+
+@dataclass(frozen=True)
+class NickPrompt:
+    """The server asks for a nickname."""
+
+
+class ClientReader:
+    """Turns what a chat server sends into display lines and nickname prompts.
+
+    Accepts `NICK` with or without a newline: a tutorial-style server sends a bare "NICK"
+    and waits, so the prompt can only be recognised as a whole unfinished chunk.
+    """
+
+    def __init__(self, max_line: int = 65536) -> None:
+        self._framer = LineFramer(max_line)
+
+    def feed(self, data: bytes) -> list[str | NickPrompt]:
+        out: list[str | NickPrompt] = []
+        for item in self._framer.feed(data):
+            if isinstance(item, LineTooLong):
+                out.append(f"! (a line over {item.limit} bytes from the server was cut)")
+            elif item == b"NICK":
+                out.append(NickPrompt())
+            else:
+                out.append(clean_text(item))
+        if self._framer.pending == b"NICK":
+            self._framer.take_pending()
+            out.append(NickPrompt())
+        return out
+
+    def flush(self) -> list[str]:
+        """An unfinished line, shown after a pause: servers that send no newlines."""
+        rest = self._framer.take_pending()
+        return [clean_text(rest)] if rest else []

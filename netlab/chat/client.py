@@ -1,0 +1,278 @@
+"""The chat client: a thin socket shell around protocol.ClientReader.
+
+Two faces: a terminal one (prompt_toolkit keeps the half-typed line intact while messages
+arrive) and a plain line filter for pipes, scripts and terminals prompt_toolkit can't drive.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netlab.chat import protocol as p
+from netlab.diagnose.catalog import socket_problem
+from netlab.errors import ExitStatus
+
+_IDLE_FLUSH = 0.3  # seconds of silence before an unfinished line is shown anyway
+
+
+@dataclass
+class Session:
+    """What the reader thread learned, for the thread that talks to the person."""
+
+    nick: str | None = None
+    nick_sent: bool = False
+    nick_wanted: threading.Event = field(default_factory=threading.Event)
+    closed: threading.Event = field(default_factory=threading.Event)
+    quitting: bool = False
+    shutdown_seen: bool = False
+    error: str | None = None
+
+
+class ChatClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        nick: str | None,
+        show: Callable[[str], None],
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.show = show
+        self.connect_timeout = connect_timeout
+        self.session = Session(nick=nick)
+        self.sock: socket.socket | None = None
+        self._send_lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self.on_close: Callable[[], None] | None = None
+
+    # ------------------------------------------------------------------ connection
+    def connect(self) -> None:
+        try:
+            # create_connection tries every address the name resolves to (IPv6 and IPv4).
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as exc:
+            raise socket_problem(exc, "connect", self.host, self.port) from None
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(_IDLE_FLUSH)
+        self.sock = sock
+        self._reader = threading.Thread(target=self._read_loop, name="netlab-chat-reader",
+                                        daemon=True)
+        self._reader.start()
+
+    def send_line(self, text: str) -> bool:
+        if self.sock is None or self.session.closed.is_set():
+            return False
+        data = text.encode("utf-8", "replace") + b"\n"
+        try:
+            with self._send_lock:
+                self.sock.sendall(data)
+        except OSError:
+            return False
+        return True
+
+    def send_nick(self, nick: str) -> None:
+        self.session.nick = nick
+        self.session.nick_sent = True
+        self.session.nick_wanted.clear()
+        self.send_line(nick)
+
+    def quit(self, wait: float = 2.0) -> None:
+        """Say /quit and give the server a moment to confirm before closing."""
+        self.session.quitting = True
+        if self.send_line("/quit"):
+            self.session.closed.wait(wait)
+        self.close()
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+        self.session.closed.set()
+
+    def exit_status(self) -> int:
+        s = self.session
+        if s.quitting or s.shutdown_seen or s.error is None:
+            return ExitStatus.OK
+        return ExitStatus.FAILED
+
+    # ------------------------------------------------------------------ reading
+    def _read_loop(self) -> None:
+        reader = p.ClientReader()
+        sock = self.sock
+        assert sock is not None
+        s = self.session
+        try:
+            while True:
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    for line in reader.flush():
+                        self._show(line)
+                    continue
+                if not data:
+                    for line in reader.flush():
+                        self._show(line)
+                    if not s.quitting and not s.shutdown_seen:
+                        s.error = "the server closed the connection"
+                    break
+                for item in reader.feed(data):
+                    if isinstance(item, p.NickPrompt):
+                        self._nick_prompt()
+                    else:
+                        self._show(item)
+        except OSError as exc:
+            if not s.quitting:
+                s.error = str(socket_problem(exc, "recv", self.host, self.port))
+        finally:
+            s.closed.set()
+            s.nick_wanted.set()  # release anyone waiting for a prompt
+            if self.on_close is not None:
+                with contextlib.suppress(Exception):
+                    self.on_close()
+
+    def _nick_prompt(self) -> None:
+        s = self.session
+        if s.nick and not s.nick_sent:
+            self.send_nick(s.nick)
+        else:
+            s.nick_sent = False
+            s.nick_wanted.set()
+
+    def _show(self, line: str) -> None:
+        if line == "*** server shutdown":
+            self.session.shutdown_seen = True
+        self.show(line)
+
+
+# ---------------------------------------------------------------------------------------
+# Line mode: pipes, scripts, dumb terminals.
+
+
+def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float = 10.0) -> int:
+    """Without a nickname, the first input line is the nickname. End of input quits."""
+    s = client.session
+    source = iter(lines)
+    if s.nick is None:
+        # Wait for the server's NICK before answering it, as a person would.
+        s.nick_wanted.wait(nick_timeout)
+        first = next(source, None)
+        if first is None:
+            client.quit()
+            return client.exit_status()
+        if not s.closed.is_set():
+            client.send_nick(first.rstrip("\r\n"))
+    for raw in source:
+        if s.closed.is_set():
+            break
+        line = raw.rstrip("\r\n")
+        if s.nick_wanted.is_set() and not s.closed.is_set():
+            client.send_nick(line)  # the last nickname was refused: this line is the next try
+            continue
+        if not client.send_line(line):
+            break
+        if line.strip().lower() == "/quit":
+            s.quitting = True
+            s.closed.wait(2.0)
+            break
+    else:
+        if not s.closed.is_set():
+            client.quit()
+    client.close()
+    return client.exit_status()
+
+
+# ---------------------------------------------------------------------------------------
+# Terminal mode: prompt_toolkit.
+
+_PALETTE = ("ansicyan", "ansigreen", "ansiyellow", "ansimagenta", "ansiblue", "ansired",
+            "ansibrightcyan", "ansibrightgreen", "ansibrightmagenta", "ansibrightblue")
+
+
+def nick_colour(nick: str) -> str:
+    """The same nickname gets the same colour in every client (a stable hash)."""
+    return _PALETTE[zlib.crc32(nick.casefold().encode("utf-8")) % len(_PALETTE)]
+
+
+def styled(line: str) -> list[tuple[str, str]]:
+    """prompt_toolkit fragments for one received line."""
+    if line.startswith("*** "):
+        return [("ansibrightblack", line)]
+    if line.startswith("! "):
+        return [("ansired bold", line)]
+    if line.startswith("[pm] "):
+        return [("ansimagenta", line)]
+    if line.startswith("* "):
+        return [("italic", line)]
+    nick, sep, text = line.partition(": ")
+    if sep and nick and " " not in nick:
+        return [(nick_colour(nick) + " bold", nick), ("", sep + text)]
+    return [("", line)]
+
+
+def make_terminal_ui() -> tuple[Any, Callable[[str], None]] | None:
+    """A prompt session and a thread-safe printer, or None where prompt_toolkit can't run
+    (Git Bash/mintty on Windows, a dumb terminal): the caller falls back to line mode."""
+    try:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.formatted_text import FormattedText
+        from prompt_toolkit.history import InMemoryHistory
+        from prompt_toolkit.shortcuts import print_formatted_text
+
+        session: Any = PromptSession(history=InMemoryHistory())
+    except Exception:
+        return None
+
+    def show(line: str) -> None:
+        print_formatted_text(FormattedText(styled(line)))
+
+    return session, show
+
+
+def run_terminal(client: ChatClient, session: Any) -> int:
+    from prompt_toolkit.patch_stdout import patch_stdout
+
+    s = client.session
+
+    def leave_prompt() -> None:
+        # Called from the reader thread when the server goes away: end the prompt that is
+        # waiting for the person's Enter, on prompt_toolkit's own event loop.
+        app = session.app
+        if app.is_running:
+            app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
+
+    client.on_close = leave_prompt
+
+    def message() -> str:
+        return "nickname> " if s.nick_wanted.is_set() else f"{s.nick or ''}> "
+
+    with patch_stdout(raw=True):
+        while not s.closed.is_set():
+            try:
+                line = session.prompt(message, refresh_interval=0.5)
+            except (KeyboardInterrupt, EOFError):
+                if not s.closed.is_set():
+                    client.quit()
+                break
+            if s.closed.is_set():
+                break
+            if s.nick_wanted.is_set():
+                client.send_nick(line.strip())
+                continue
+            if not line.strip():
+                continue
+            client.send_line(line)
+            if line.strip().lower() == "/quit":
+                s.quitting = True
+                s.closed.wait(2.0)
+                break
+    client.close()
+    return client.exit_status()

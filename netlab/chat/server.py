@@ -1,0 +1,645 @@
+"""The threaded chat server: a thin socket shell around the pure Room.
+
+The design the classic exercise teaches, made robust:
+- one accept loop, one reader thread per client (it also runs that client's handshake, so a
+  silent client never blocks the accept loop or anyone else);
+- one lock around the room; every action (send to one, broadcast) is performed while it is
+  held, so all clients see one order of messages;
+- sends never block: each delivery is a non-blocking send() straight from the thread that
+  produced it (a microsecond or two); what the kernel does not take waits in that client's
+  bounded backlog, drained by a single housekeeper thread when the socket becomes writable.
+  A client whose backlog passes --max-queue is dropped as "too slow", so one client that
+  stops reading can never freeze a broadcast (the tutorial server's blocking sendall does);
+- the housekeeper also ends handshakes that take longer than --handshake-timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import queue
+import select
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from netlab.chat import protocol as p
+from netlab.chat.room import Action, Broadcast, Close, Joined, Left, Room, Send
+from netlab.diagnose.catalog import format_address, socket_problem
+
+IS_WINDOWS = sys.platform.startswith("win")
+# MSG_DONTWAIT makes one send non-blocking while the socket stays blocking for its reader
+# thread's recv(). Windows has no such flag: there the socket is non-blocking and the reader
+# waits in select() before each recv().
+_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
+_RECV_SIZE = 65536
+_THREAD_STACK = 256 * 1024  # a reader thread needs little; 8 MiB default x 10,000 threads
+_FD_MARGIN = 64  # fds kept for the listener, logs, pipes and the spare used to refuse
+
+
+@dataclass
+class ServerConfig:
+    host: str = p.DEFAULT_HOST
+    port: int = p.DEFAULT_PORT
+    max_clients: int | None = None  # None: 10,000 or the fd limit minus a margin
+    max_line: int = p.MAX_LINE
+    max_queue: int = 1024 * 1024
+    handshake_timeout: float = 30.0
+    keepalive: bool = True
+    trace: bool = False
+
+
+@dataclass
+class Stats:
+    started: float = 0.0
+    accepted: int = 0
+    joined: int = 0
+    peak_online: int = 0
+    lines: int = 0
+    refused: int = 0
+    dropped_slow: int = 0
+
+
+class Conn:
+    """One client connection: its socket and its pending outgoing bytes."""
+
+    __slots__ = ("deadline", "gone", "peer", "pending", "reason", "sock")
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.pending: bytearray | None = None  # bytes the kernel has not taken yet
+        self.gone = False  # dropped: nothing more is sent, its reader closes the socket
+        self.reason = p.Reason.CLOSED
+        self.deadline = 0.0  # end of the handshake allowance
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.peer}>"
+
+
+Logger = Callable[[str], None]
+
+
+class ChatServer:
+    def __init__(self, config: ServerConfig | None = None, log: Logger | None = None) -> None:
+        self.config = config or ServerConfig()
+        self.room = Room()
+        self.stats = Stats()
+        self.address: tuple[str, int] | None = None
+        self.max_clients = 0
+        self._log_sink = log
+        self._log_queue: queue.Queue[str | None] = queue.Queue(maxsize=10000)
+        self._log_dropped = 0
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._conns: set[Conn] = set()  # every accepted connection not yet closed
+        self._handshaking: set[Conn] = set()
+        self._backlogged: set[Conn] = set()
+        self._to_drop: list[tuple[Conn, str]] = []
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        # Wake-up pairs: one for the housekeeper (new backlog, new deadline, stop), one for
+        # the accept loop (stop). poll() on them costs no CPU while nothing happens.
+        self._wake_r, self._wake_w = _wake_pair()
+        self._accept_wake_r, self._accept_wake_w = _wake_pair()
+        self._woken = False
+        self._threads: list[threading.Thread] = []
+        self._readers: set[threading.Thread] = set()
+        self._spare_fd: Any = None
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ life cycle
+    def bind(self) -> tuple[str, int]:
+        """Bind and listen; returns the real (host, port). Raises SocketProblem."""
+        host, port = self.config.host, self.config.port
+        try:
+            infos = socket.getaddrinfo(
+                host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, socket.AI_PASSIVE
+            )
+        except socket.gaierror as exc:
+            raise socket_problem(exc, "bind", host, port) from None
+        family, _, _, _, sockaddr = infos[0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            if IS_WINDOWS:
+                # On Windows SO_REUSEADDR would let another program bind the same port and
+                # steal connections; SO_EXCLUSIVEADDRUSE forbids that (and restarts work).
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)  # type: ignore[attr-defined]
+            else:
+                # POSIX: bind even while the last run's connections sit in TIME_WAIT
+                # (RFC 9293 3.6.1); it never lets two servers listen on one port.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and sockaddr[0] == "::" and socket.has_dualstack_ipv6():
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(sockaddr)
+            # A short backlog stalls bursts of connects for a second (SYN cookies kick in).
+            sock.listen(max(socket.SOMAXCONN, 4096))
+            sock.setblocking(False)  # the accept loop polls, so stop() can wake it
+        except OSError as exc:
+            sock.close()
+            raise socket_problem(exc, "bind", host, port) from None
+        self._listener = sock
+        bound = sock.getsockname()
+        self.address = (bound[0], bound[1])
+        self.max_clients = self._capacity()
+        return self.address
+
+    def start(self) -> None:
+        """Start the accept loop, the housekeeper and the log writer (all up front)."""
+        if self._listener is None:
+            self.bind()
+        self.stats.started = time.monotonic()
+        try:
+            self._spare_fd = open(_devnull(), "rb")  # noqa: SIM115 - kept open on purpose
+        except OSError:
+            self._spare_fd = None
+        threading.stack_size(_THREAD_STACK)
+        for target, name in (
+            (self._log_writer, "netlab-log"),
+            (self._housekeeper, "netlab-housekeeper"),
+            (self._accept_loop, "netlab-accept"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def serve_forever(self) -> None:
+        """Block until stop() or Ctrl-C. The main thread waits with a timeout, which is
+        what lets Ctrl-C through on Windows, where a blocking accept() ignores it."""
+        while not self._stopping.wait(0.25):
+            pass
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+        self._wake()
+        with contextlib.suppress(OSError):
+            self._accept_wake_w.send(b"x")
+
+    def stop(self, timeout: float = 0.8) -> None:
+        """Tell every client, close everything, return within about a second."""
+        if self._stopped.is_set():
+            return
+        self.request_stop()
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.close()
+        bye = p.encode_line("*** server shutdown")
+        with self._lock:
+            for conn in list(self._conns):
+                self._deliver(conn, bye)
+                self._drop(conn, p.Reason.SHUTDOWN, announce=False)
+            self._to_drop.clear()
+        self._wake()
+        deadline = time.monotonic() + timeout
+        for thread in [*self._threads, *list(self._readers)]:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._log_queue.put(None)
+        for sock in (self._wake_r, self._wake_w, self._accept_wake_r, self._accept_wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
+        if self._spare_fd is not None:
+            self._spare_fd.close()
+        self._stopped.set()
+
+    @property
+    def online(self) -> int:
+        return len(self.room)
+
+    def connection_count(self) -> int:
+        with self._lock:
+            return len(self._conns)
+
+    # ------------------------------------------------------------------ logging
+    def log(self, text: str) -> None:
+        """Queue a log line. The writer thread prints it, so a stuck terminal or an unread
+        pipe never blocks a thread that holds the room lock."""
+        try:
+            self._log_queue.put_nowait(text)
+        except queue.Full:
+            self._log_dropped += 1
+
+    def _trace(self, text: str) -> None:
+        if self.config.trace:
+            self.log(f"trace: {text}")
+
+    def _warn_once(self, key: str, text: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.log(text)
+
+    def _log_writer(self) -> None:
+        while True:
+            item = self._log_queue.get()
+            if item is None:
+                break
+            if self._log_sink is not None:
+                with contextlib.suppress(Exception):
+                    self._log_sink(item)
+
+    # ------------------------------------------------------------------ accepting
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        waiter = _Waiter()
+        while not self._stopping.is_set():
+            if not waiter.readable([listener, self._accept_wake_r]):
+                continue
+            if self._stopping.is_set():
+                break
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as exc:
+                if self._stopping.is_set():
+                    break
+                self._accept_failed(exc)
+                continue
+            if not IS_WINDOWS:
+                sock.setblocking(True)  # reader threads block in recv(); sends use MSG_DONTWAIT
+            self._admit(sock, addr)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            # Out of file descriptors: free the spare one for a moment to accept and
+            # refuse the newcomer with a line, instead of leaving it hanging in the
+            # backlog while accept() fails in a tight loop.
+            self._warn_once("fds", f"out of file descriptors ({exc.strerror}); refusing")
+            if self._spare_fd is not None and self._listener is not None:
+                self._spare_fd.close()
+                try:
+                    sock, _ = self._listener.accept()
+                    self._refuse(sock, "server is out of resources, try again later")
+                except OSError:
+                    pass
+                finally:
+                    try:
+                        self._spare_fd = open(_devnull(), "rb")  # noqa: SIM115
+                    except OSError:
+                        self._spare_fd = None
+            time.sleep(0.05)  # back off instead of spinning
+        elif exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EAGAIN):
+            pass  # the client gave up before we accepted it: nothing to do
+        else:
+            self._warn_once(f"accept{exc.errno}", f"accept failed: {exc}")
+            time.sleep(0.05)
+
+    def _admit(self, sock: socket.socket, addr: Any) -> None:
+        peer = format_address(addr[0], addr[1])
+        with self._lock:
+            full = len(self._conns) >= self.max_clients
+        if full:
+            self.stats.refused += 1
+            self._warn_once("full", f"server full ({self.max_clients} clients); refusing")
+            self._refuse(sock, f"server full (max {self.max_clients} clients)")
+            return
+        _tune(sock, self.config.keepalive)
+        conn = Conn(sock, peer)
+        thread = threading.Thread(target=self._client, args=(conn,), daemon=True)
+        with self._lock:
+            self._conns.add(conn)
+            self._readers.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:  # can't start new thread
+            with self._lock:
+                self._conns.discard(conn)
+                self._readers.discard(thread)
+            self._warn_once("threads", "cannot start more threads; refusing newcomers")
+            self._refuse(sock, "server busy, try again later")
+            time.sleep(0.05)
+            return
+        self.stats.accepted += 1
+        self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+
+    def _refuse(self, sock: socket.socket, why: str) -> None:
+        with contextlib.suppress(OSError):
+            sock.send(p.encode_line(p.error_line(why)), _DONTWAIT)
+        with contextlib.suppress(OSError):
+            sock.close()
+
+    # ------------------------------------------------------------------ one client
+    def _client(self, conn: Conn) -> None:
+        sock = conn.sock
+        framer = p.LineFramer(self.config.max_line)
+        reason = p.Reason.CLOSED
+        with self._lock:
+            conn.deadline = time.monotonic() + self.config.handshake_timeout
+            was_empty = not self._handshaking
+            self._handshaking.add(conn)
+            self._apply(self.room.connect(conn))
+        if was_empty:
+            self._wake()  # the housekeeper now has a deadline to watch
+        if IS_WINDOWS:
+            sock.setblocking(False)
+        waiter = _Waiter() if IS_WINDOWS else None
+        try:
+            while True:
+                if waiter is not None and not waiter.readable([sock]):
+                    continue
+                data = sock.recv(_RECV_SIZE)
+                if not data:
+                    break
+                if self.config.trace:
+                    self._trace(f"recv() {len(data)} bytes from {self._name(conn)}")
+                events = framer.feed(data)
+                if not events:
+                    continue
+                with self._lock:
+                    if conn.gone:
+                        break
+                    for event in events:
+                        if isinstance(event, bytes):
+                            self.stats.lines += 1
+                            self._apply(self.room.receive(conn, event))
+                        else:
+                            self._apply(self.room.too_long(conn, event.limit))
+                        if conn.gone:
+                            break
+                    if conn.gone:
+                        break
+        except ConnectionResetError:
+            reason = p.Reason.RESET
+        except TimeoutError:
+            reason = p.Reason.TIMEOUT  # keepalive probes went unanswered
+        except OSError as exc:
+            reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
+        with self._lock:
+            self._drop(conn, reason)
+            leftover = conn.pending if conn.reason == p.Reason.QUIT else None
+            conn.pending = None
+        self._finish(conn, leftover)
+
+    def _finish(self, conn: Conn, leftover: bytearray | None) -> None:
+        sock = conn.sock
+        if leftover:
+            # /quit: let the farewell out, but never wait long for a peer that won't read.
+            with contextlib.suppress(OSError):
+                sock.setblocking(True)
+                sock.settimeout(1.0)
+                sock.sendall(leftover)
+        if conn.reason == p.Reason.TOO_SLOW:
+            # Close with RST: the kernel frees the megabytes queued for a peer that
+            # isn't reading at once, instead of keeping them in an orphaned socket.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+        self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
+        with contextlib.suppress(OSError):
+            sock.close()
+        with self._lock:
+            self._conns.discard(conn)
+            self._readers.discard(threading.current_thread())
+
+    def _name(self, conn: Conn) -> str:
+        return self.room.nick(conn) or conn.peer
+
+    # ------------------------------------------------------------------ actions (lock held)
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            kind = type(action)
+            if kind is Broadcast:
+                data = action.data  # type: ignore[union-attr]
+                for member in self.room.member_view():
+                    self._deliver(member, data)  # type: ignore[arg-type]
+            elif kind is Send:
+                self._deliver(action.to, action.data)  # type: ignore[union-attr, arg-type]
+            elif kind is Joined:
+                conn = action.who  # type: ignore[union-attr]
+                self._handshaking.discard(conn)  # type: ignore[arg-type]
+                self.stats.joined += 1
+                self.stats.peak_online = max(self.stats.peak_online, len(self.room))
+                self.log(f"+ {action.nick} joined from {conn.peer} ({len(self.room)} online)")  # type: ignore[union-attr]
+            elif kind is Left:
+                self.log(f"- {action.nick} left ({action.reason}; {len(self.room)} online)")  # type: ignore[union-attr]
+            elif kind is Close:
+                self._drop(action.who, action.reason)  # type: ignore[union-attr, arg-type]
+        # Deliveries may have found dead or too-slow clients; dropping them broadcasts
+        # their departure, which may find more: loop until nothing is left.
+        while self._to_drop:
+            conn, reason = self._to_drop.pop()
+            self._drop(conn, reason)
+
+    def _deliver(self, conn: Conn, data: bytes) -> None:
+        if conn.gone:
+            return
+        if conn.pending is not None:  # a backlog exists: queue behind it to keep the order
+            conn.pending += data
+            if len(conn.pending) > self.config.max_queue:
+                self._to_drop.append((conn, p.Reason.TOO_SLOW))
+            return
+        try:
+            sent = conn.sock.send(data, _DONTWAIT)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
+            self._to_drop.append((conn, reason))
+            return
+        if self.config.trace:
+            self._trace(f"send() {sent} of {len(data)} bytes to {self._name(conn)}")
+        if sent < len(data):
+            conn.pending = bytearray(data[sent:])
+            self._backlogged.add(conn)
+            self._wake()
+
+    def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
+        """Remove a client from the room (once); its reader thread closes the socket."""
+        if conn.gone:
+            return
+        conn.gone = True
+        conn.reason = reason
+        self._handshaking.discard(conn)
+        self._backlogged.discard(conn)
+        if reason == p.Reason.TOO_SLOW:
+            self.stats.dropped_slow += 1
+        actions = self.room.disconnect(conn, reason)
+        if announce:
+            self._apply(actions)
+        if reason != p.Reason.QUIT:
+            # Wake the reader thread blocked in recv(); it sees EOF and closes the socket.
+            # (/quit is handled by the reader itself, after its farewell is flushed.)
+            with contextlib.suppress(OSError):
+                conn.sock.shutdown(socket.SHUT_RDWR)
+
+    # ------------------------------------------------------------------ housekeeping
+    def _wake(self) -> None:
+        if self._woken:
+            return
+        self._woken = True
+        with contextlib.suppress(OSError):
+            self._wake_w.send(b"x")
+
+    def _housekeeper(self) -> None:
+        """Drain backlogs as sockets become writable; end overdue handshakes."""
+        waiter = _Waiter()
+        while not self._stopping.is_set():
+            with self._lock:
+                watch = [c for c in self._backlogged if not c.gone]
+                timeout = None
+                if self._handshaking:
+                    first = min(c.deadline for c in self._handshaking)
+                    timeout = max(0.0, first - time.monotonic()) + 0.01
+            writable = waiter.wait(self._wake_r, [c.sock for c in watch], timeout)
+            with self._lock:
+                self._woken = False
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+                for conn in watch:
+                    if conn.sock in writable:
+                        self._flush(conn)
+                now = time.monotonic()
+                for conn in [c for c in self._handshaking if c.deadline <= now]:
+                    self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
+                    self._drop(conn, p.Reason.TIMEOUT)
+                self._apply([])
+
+    def _flush(self, conn: Conn) -> None:
+        if conn.gone or not conn.pending:
+            self._backlogged.discard(conn)
+            return
+        try:
+            sent = conn.sock.send(conn.pending, _DONTWAIT)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
+            self._to_drop.append((conn, reason))
+            return
+        del conn.pending[:sent]
+        if not conn.pending:
+            conn.pending = None
+            self._backlogged.discard(conn)
+
+    # ------------------------------------------------------------------ limits
+    def _capacity(self) -> int:
+        limit = raise_fd_limit()
+        by_fds = max(1, limit - _FD_MARGIN) if limit else 10000
+        wanted = self.config.max_clients
+        if wanted is None:
+            return min(10000, by_fds)
+        if wanted > by_fds:
+            self.log(
+                f"warning: --max-clients {wanted} is above what the file-descriptor limit "
+                f"allows; using {by_fds}"
+            )
+            return by_fds
+        return max(1, wanted)
+
+
+_LINGER_ZERO = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
+
+
+def _wake_pair() -> tuple[socket.socket, socket.socket]:
+    r, w = socket.socketpair()
+    r.setblocking(False)
+    w.setblocking(False)
+    return r, w
+
+
+def _devnull() -> str:
+    return "nul" if IS_WINDOWS else "/dev/null"
+
+
+def raise_fd_limit() -> int | None:
+    """Raise the soft limit on open files to the hard limit; returns the soft limit now.
+
+    Debian's default soft limit is 1,024 and macOS's 256: far below 10,000 clients.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows: no per-process fd limit of this kind
+        return None
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if sys.platform == "darwin":
+        target = min(target, 10240)  # macOS refuses more than OPEN_MAX per process
+    if soft == resource.RLIM_INFINITY:
+        return 1 << 20
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return int(soft)
+
+
+def _tune(sock: socket.socket, keepalive: bool) -> None:
+    """Per-connection options: chat lines go out at once, dead peers are noticed."""
+    with contextlib.suppress(OSError):
+        # Nagle's algorithm waits for the ACK of earlier data, and the peer delays its ACK
+        # up to ~40 ms: small chat lines would wait (RFC 896, RFC 1122 4.2.3.2).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if not keepalive:
+        return
+    # A peer whose machine vanished (cable, sleep, Wi-Fi) never sends FIN or RST. Keepalive
+    # probes after 60 s idle, 3 of them 10 s apart, find it; a silent but alive client
+    # answers the probes and is never dropped.
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if IS_WINDOWS:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.ioctl(socket.SIO_KEEPALIVE_VALS, (1, 60_000, 10_000))  # type: ignore[attr-defined]
+        return
+    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
+    for option, value in (
+        (idle, 60),
+        (getattr(socket, "TCP_KEEPINTVL", None), 10),
+        (getattr(socket, "TCP_KEEPCNT", None), 3),
+    ):
+        if option is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+class _Waiter:
+    """Waits on a few sockets without an fd of its own: poll() where it exists (no limit
+    on fd numbers, unlike select()), select() on Windows."""
+
+    def __init__(self) -> None:
+        self._poll = hasattr(select, "poll")
+
+    def readable(self, socks: list[socket.socket], timeout: float | None = None) -> bool:
+        if self._poll:
+            poller = select.poll()
+            for s in socks:
+                poller.register(s.fileno(), select.POLLIN)
+            ms = None if timeout is None else int(timeout * 1000)
+            try:
+                return bool(poller.poll(ms))
+            except InterruptedError:
+                return False
+        ready, _, _ = select.select(socks, [], [], timeout)
+        return bool(ready)
+
+    def wait(
+        self, wake: socket.socket, writers: list[socket.socket], timeout: float | None
+    ) -> set[socket.socket]:
+        """Wait for the wake-up socket or for writable sockets; returns the writable ones."""
+        if self._poll:
+            poller = select.poll()
+            poller.register(wake.fileno(), select.POLLIN)
+            by_fd: dict[int, socket.socket] = {}
+            for s in writers:
+                fd = s.fileno()
+                if fd >= 0:
+                    by_fd[fd] = s
+                    poller.register(fd, select.POLLOUT)
+            ms = None if timeout is None else int(timeout * 1000)
+            try:
+                events = poller.poll(ms)
+            except InterruptedError:
+                return set()
+            return {by_fd[fd] for fd, _ in events if fd in by_fd}
+        live = [s for s in writers if s.fileno() >= 0]
+        try:
+            _, ready, _ = select.select([wake], live, [], timeout)
+        except (OSError, ValueError):
+            return set()
+        return set(ready)
