@@ -64,6 +64,9 @@ def _register() -> None:
 
     cli.add_command(serve)
     cli.add_command(chat)
+    from netlab.lessons_commands import lesson, lessons
+    cli.add_command(lessons)
+    cli.add_command(lesson)
 
 
 _register()
