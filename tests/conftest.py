@@ -40,7 +40,9 @@ def require_tool(name: str) -> str:
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def isolated_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """No test reads or writes the real home: HOME, XDG_* and NETLAB_HOME point at tmp."""
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("HOME", str(home))
@@ -142,7 +144,8 @@ class LineClient:
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.framer = LineFramer(1 << 20)
-        self.lines: list[str] = []
+        self.lines: list[str] = []  # received, not yet consumed by expect()
+        self.history: list[str] = []  # everything received
         self.timeout = timeout
         self.closed = False
 
@@ -168,6 +171,7 @@ class LineClient:
         for item in self.framer.feed(data):
             assert not isinstance(item, LineTooLong)
             self.lines.append(item.decode("utf-8"))
+            self.history.append(self.lines[-1])
         return True
 
     def expect(self, wanted: str | Callable[[str], bool], timeout: float | None = None) -> str:
@@ -182,7 +186,10 @@ class LineClient:
                 if match(line):
                     return line
             if not self._fill(deadline):
-                raise AssertionError(f"did not get {wanted!r}; got {seen!r} (closed={self.closed})")
+                shown = [line[:80] for line in seen[-5:]]
+                raise AssertionError(
+                    f"did not get {wanted!r}; last of {len(seen)} lines: {shown!r} "
+                    f"(closed={self.closed})")
 
     def wait_closed(self, timeout: float | None = None) -> list[str]:
         deadline = time.monotonic() + (timeout or self.timeout)

@@ -7,6 +7,7 @@ arrive) and a plain line filter for pipes, scripts and terminals prompt_toolkit 
 from __future__ import annotations
 
 import contextlib
+import queue
 import socket
 import threading
 import zlib
@@ -158,24 +159,38 @@ class ChatClient:
 
 
 def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float = 10.0) -> int:
-    """Without a nickname, the first input line is the nickname. End of input quits."""
+    """Without a nickname, the first input line is the nickname. End of input quits.
+
+    Input is read by a helper thread, so a server that goes away is noticed at once even
+    while nobody types.
+    """
     s = client.session
-    source = iter(lines)
+    inbox: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        with contextlib.suppress(Exception):
+            for raw in lines:
+                inbox.put(raw.rstrip("\r\n"))
+        inbox.put(None)
+
+    threading.Thread(target=pump, name="netlab-chat-input", daemon=True).start()
+
+    def next_line() -> str | None:
+        while not s.closed.is_set():
+            try:
+                return inbox.get(timeout=0.2)
+            except queue.Empty:
+                continue
+        return None
+
     if s.nick is None:
-        # Wait for the server's NICK before answering it, as a person would.
-        s.nick_wanted.wait(nick_timeout)
-        first = next(source, None)
-        if first is None:
-            client.quit()
-            return client.exit_status()
-        if not s.closed.is_set():
-            client.send_nick(first.rstrip("\r\n"))
-    for raw in source:
-        if s.closed.is_set():
+        s.nick_wanted.wait(nick_timeout)  # answer the server's NICK, as a person would
+    while True:
+        line = next_line()
+        if line is None:
             break
-        line = raw.rstrip("\r\n")
-        if s.nick_wanted.is_set() and not s.closed.is_set():
-            client.send_nick(line)  # the last nickname was refused: this line is the next try
+        if s.nick_wanted.is_set() or (s.nick is None and not s.nick_sent):
+            client.send_nick(line)  # the first line, or the next try after a refusal
             continue
         if not client.send_line(line):
             break
@@ -183,9 +198,8 @@ def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float 
             s.quitting = True
             s.closed.wait(2.0)
             break
-    else:
-        if not s.closed.is_set():
-            client.quit()
+    if not s.closed.is_set():
+        client.quit()  # end of input
     client.close()
     return client.exit_status()
 

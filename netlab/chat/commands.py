@@ -80,6 +80,13 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
                           max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace)
     server = ChatServer(config, log=_err)
     bound_host, bound_port = server.bind()  # SocketProblem -> exit 3 with the catalog's words
+    # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set
+    # explicitly: a shell starts background jobs with it ignored, and Python then never
+    # raises KeyboardInterrupt.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            signal.signal(signum, lambda *_: server.request_stop())
+    server.start()  # threads up before anyone is told the address
     where = format_address(bound_host, bound_port)
     if as_json:
         _out(json.dumps({"type": "listening", "host": bound_host, "port": bound_port,
@@ -90,13 +97,6 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
             _out(line)
         _err(f"up to {server.max_clients} clients; Ctrl-C stops the server")
 
-    # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set
-    # explicitly: a shell starts background jobs with it ignored, and Python then never
-    # raises KeyboardInterrupt.
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError, OSError, AttributeError):
-            signal.signal(signum, lambda *_: server.request_stop())
-    server.start()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

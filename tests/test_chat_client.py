@@ -1,0 +1,115 @@
+"""`netlab chat` as a real process: line mode, failures, and a tutorial-style server."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+
+from tests.conftest import WAIT, LineClient, ServerProcess, netlab_cmd
+
+
+def run_chat(port: int, stdin: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(netlab_cmd("chat", "--port", str(port), *args), input=stdin,
+                          capture_output=True, text=True, timeout=WAIT)
+
+
+def test_line_mode_first_line_is_the_nickname(server: ServerProcess) -> None:
+    watcher = LineClient(server.port).join("watcher")
+    result = run_chat(server.port, "alice\nhello there\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.splitlines()
+    assert out[0] == "*** Welcome, alice! 2 online; /help for commands"
+    assert "alice: hello there" in out
+    assert out[-1] == "*** alice left (quit)"  # end of input is a polite /quit
+    watcher.expect("alice: hello there")
+    watcher.expect("*** alice left (quit)")
+
+
+def test_line_mode_with_nick_option_and_commands(server: ServerProcess) -> None:
+    bob = LineClient(server.port).join("bob")
+    result = run_chat(server.port, "/who\n/msg bob hi bob\n/quit\n", "--nick", "alice")
+    assert result.returncode == 0
+    assert "*** online (2): bob, alice" in result.stdout
+    assert "[pm] alice -> bob: hi bob" in result.stdout
+    bob.expect("[pm] alice -> bob: hi bob")
+
+
+def test_a_refused_nickname_takes_the_next_line(server: ServerProcess) -> None:
+    first = LineClient(server.port).join("alice")
+    result = run_chat(server.port, "Alice\nalice2\nhi\n")
+    first.expect("alice2: hi")
+    assert "! nickname Alice is taken, choose another" in result.stdout
+    assert "alice2: hi" in result.stdout
+
+
+def test_bad_nick_option_is_a_usage_error() -> None:
+    result = run_chat(1, "", "--nick", "no spaces please")
+    assert result.returncode == 2
+    assert "letters, digits" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_connection_refused_is_explained() -> None:
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run_chat(port, "")
+    assert result.returncode == 3
+    assert f"nothing is listening on 127.0.0.1:{port}" in result.stderr
+    assert "ECONNREFUSED" in result.stderr and "WinError 10061" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_server_shutdown_is_reported_and_not_a_hang(server: ServerProcess) -> None:
+    chat = subprocess.Popen(netlab_cmd("chat", "--port", str(server.port), "--nick", "al"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    watcher = LineClient(server.port).join("watcher")
+    watcher.expect("*** al joined", timeout=WAIT)
+    server.stop(signal.SIGINT)
+    out, _ = chat.communicate(timeout=WAIT)  # stdin still open: it must not wait for input
+    assert chat.returncode == 0
+    assert out.splitlines()[-1] == "*** server shutdown"
+
+
+def test_a_server_that_dies_is_reported(server: ServerProcess) -> None:
+    chat = subprocess.Popen(netlab_cmd("chat", "--port", str(server.port), "--nick", "al"),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    LineClient(server.port).join("watcher").expect("*** al joined")
+    server.kill()
+    _, err = chat.communicate(timeout=WAIT)
+    assert chat.returncode == 3
+    assert "the server closed the connection" in err and "Traceback" not in err
+
+
+def tutorial_server(listener: socket.socket, got: list[bytes]) -> None:
+    """The classic tutorial server's manners: a bare "NICK", lines without newlines."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(WAIT)
+        conn.send(b"NICK")
+        nick = conn.recv(1024).decode().strip()
+        conn.send(f"{nick} joined!".encode())
+        got.append(conn.recv(1024))
+
+
+def test_works_against_a_tutorial_style_server() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    got: list[bytes] = []
+    thread = threading.Thread(target=tutorial_server, args=(listener, got), daemon=True)
+    thread.start()
+    proc = subprocess.Popen(
+        netlab_cmd("chat", "--port", str(listener.getsockname()[1]), "--nick", "alice"),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdin is not None
+    assert proc.stdout.readline() == "alice joined!\n"  # shown after a pause, no newline sent
+    proc.stdin.write("hello\n")
+    proc.stdin.close()
+    proc.wait(WAIT)
+    thread.join(WAIT)
+    listener.close()
+    assert got == [b"hello\n"]

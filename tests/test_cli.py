@@ -1,0 +1,74 @@
+"""The command line itself: help, version, exit codes, and a fast start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from netlab.cli import cli
+from tests.conftest import WAIT, netlab_cmd
+
+HEAVY = ("scapy", "prompt_toolkit", "rich", "psutil")
+
+
+def test_help_lists_every_command_with_a_description() -> None:
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    commands = result.output.split("Commands:")[1].rstrip().splitlines()[1:]
+    assert commands, result.output
+    names = [line.split()[0] for line in commands if line.startswith("  ") and
+             not line.startswith("   ")]
+    assert {"serve", "chat"} <= set(names)
+    for line in commands:
+        if line.startswith("  ") and not line.startswith("   "):
+            assert len(line.split(None, 1)) == 2, f"no description: {line!r}"
+
+
+def test_version() -> None:
+    result = subprocess.run(netlab_cmd("--version"), capture_output=True, text=True,
+                            timeout=WAIT)
+    assert result.returncode == 0
+    assert result.stdout.startswith("netlab, version ")
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    result = subprocess.run(netlab_cmd("frobnicate"), capture_output=True, text=True,
+                            timeout=WAIT)
+    assert result.returncode == 2
+    assert "No such command" in result.stderr
+
+
+def test_cli_start_imports_no_heavy_library() -> None:
+    """`netlab --help` must start fast: scapy alone costs ~500 ms to import."""
+    code = (
+        "import sys, json, netlab.cli; "
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=WAIT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_help_of_each_command_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, json\n"
+        "from click.testing import CliRunner\n"
+        "from netlab.cli import cli\n"
+        "for name in cli.commands:\n"
+        "    assert CliRunner().invoke(cli, [name, '--help']).exit_code == 0, name\n"
+        f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=WAIT)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_python_dash_m_is_the_unambiguous_entry() -> None:
+    result = subprocess.run(netlab_cmd("--help"), capture_output=True, text=True, timeout=WAIT)
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: netlab ")

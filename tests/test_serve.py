@@ -1,0 +1,277 @@
+"""End to end: a real `netlab serve` process, real sockets on loopback, real nc."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from tests.conftest import WAIT, LineClient, ServerProcess, netlab_cmd, require, require_tool
+
+Connect = Callable[..., LineClient]
+
+
+def wait_until(check: Callable[[], bool], timeout: float = WAIT, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}")
+        time.sleep(0.05)
+
+
+def test_first_line_is_exactly_where_it_listens(server: ServerProcess) -> None:
+    assert server.first_line == f"listening on 127.0.0.1:{server.port}"
+    assert server.port > 0
+
+
+def test_several_clients_chat_and_all_see_one_order(connect: Connect) -> None:
+    clients = [connect(nick) for nick in ("alice", "bob", "carol")]
+    for c in clients:  # consume the join notices of later clients
+        for nick in ("bob", "carol")[clients.index(c):]:
+            c.expect(f"*** {nick} joined")
+    for i in range(20):
+        clients[i % 3].send(f"message {i}")
+    expected = [f"{('alice', 'bob', 'carol')[i % 3]}: message {i}" for i in range(20)]
+    orders = []
+    for c in clients:
+        got = [c.expect(lambda line: ": message " in line) for _ in range(20)]
+        orders.append(got)
+    assert orders[0] == orders[1] == orders[2]
+    assert sorted(orders[0]) == sorted(expected)
+
+
+def test_nc_is_a_real_client(server: ServerProcess, connect: Connect) -> None:
+    nc = require_tool("nc")
+    alice = connect("alice")
+    proc = subprocess.Popen([nc, "127.0.0.1", str(server.port)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdin is not None
+        proc.stdin.write(b"ncuser\r\n")
+        proc.stdin.flush()
+        alice.expect("*** ncuser joined")
+        proc.stdin.write(b"hello from nc\n")
+        proc.stdin.flush()
+        assert alice.expect(lambda line: line.startswith("ncuser:")) == "ncuser: hello from nc"
+        alice.send("hi nc")
+        proc.stdin.write(b"/quit\n")
+        proc.stdin.flush()
+        out, _ = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(WAIT)
+    text = out.decode()
+    assert text.startswith("NICK\r\n*** Welcome, ncuser! 2 online")
+    assert "alice: hi nc\r\n" in text
+    assert "*** ncuser left (quit)\r\n" in text
+    alice.expect("*** ncuser left (quit)")
+
+
+def test_duplicate_nickname_is_refused_then_another_accepted(connect: Connect) -> None:
+    connect("alice")
+    second = connect()
+    second.expect("NICK")
+    second.send("ALICE")
+    assert second.expect(lambda line: line.startswith("! ")) == (
+        "! nickname ALICE is taken, choose another")
+    second.expect("NICK")
+    second.send("alice2")
+    second.expect(lambda line: line.startswith("*** Welcome, alice2!"))
+
+
+def test_non_ascii_and_empty_nicknames(connect: Connect) -> None:
+    client = connect()
+    client.expect("NICK")
+    client.send("")
+    client.send("x" * 1000)
+    client.expect(lambda line: "too long" in line)
+    client.send("Zoë")
+    client.expect(lambda line: line.startswith("*** Welcome, Zoë!"))
+
+
+def test_invalid_utf8_and_escapes_are_made_harmless(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.send(b"caf\xe9 \x1b[2J\xff\n")
+    assert bob.expect(lambda line: line.startswith("alice:")) == "alice: caf\ufffd \\x1b[2J\ufffd"
+
+
+def test_a_10mb_line_is_refused_and_the_connection_stays(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.send(b"z" * 10_000_000 + b"\n")
+    assert alice.expect(lambda line: line.startswith("! ")) == "! line too long (max 4096 bytes)"
+    alice.send("still here")
+    bob.expect("alice: still here")
+
+
+def test_rst_in_the_middle_of_a_line(connect: Connect) -> None:
+    alice, bob = connect("alice"), connect("bob")
+    alice.expect("*** bob joined")
+    bob.send(b"half a li")
+    time.sleep(0.05)
+    bob.reset()
+    alice.expect("*** bob left (reset)")
+    carol = connect("carol")
+    carol.send("after the reset")
+    alice.expect("carol: after the reset")
+
+
+def test_a_client_that_never_reads_is_dropped_and_delays_nobody(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = start_server("--max-queue", "256k")
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # fill up fast
+    stalled.settimeout(WAIT)
+    stalled.connect(("127.0.0.1", srv.port))
+    stalled.sendall(b"sloth\n")  # joins, then never reads again
+    alice = LineClient(srv.port).join("alice")
+    bob = LineClient(srv.port).join("bob")
+    alice.expect("*** bob joined")
+    line = "x" * 4000
+    started = time.monotonic()
+    # About 8 MB towards the stalled reader: more than the kernel's buffers (up to ~4 MB
+    # on loopback) plus the server's 256 KiB backlog.
+    for i in range(2000):
+        alice.send(f"{i} {line}")
+        if i % 100 == 99:  # flow control: stay at most 100 lines ahead of the readers
+            for reader in (alice, bob):
+                reader.expect(lambda got, i=i: got.startswith(f"alice: {i} "))
+    elapsed = time.monotonic() - started
+    assert "*** sloth left (too slow)" in bob.history
+    newcomer = LineClient(srv.port).join("late")
+    newcomer.send("made it")
+    bob.expect("late: made it")
+    assert elapsed < WAIT
+    stalled.close()
+
+
+def test_silent_client_in_handshake_blocks_no_one_and_times_out(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = start_server("--handshake-timeout", "0.5")
+    silent = LineClient(srv.port)
+    silent.expect("NICK")
+    alice = LineClient(srv.port).join("alice")  # joins while the silent one waits
+    assert alice.lines == []
+    assert silent.wait_closed() == ["! nickname timeout"]
+
+
+def test_server_full_refuses_with_a_line(start_server: Callable[..., ServerProcess]) -> None:
+    srv = start_server("--max-clients", "2")
+    a = LineClient(srv.port).join("a")
+    LineClient(srv.port).expect("NICK")  # in the handshake: counts too
+    third = LineClient(srv.port)
+    assert third.wait_closed() == ["! server full (max 2 clients)"]
+    a.send("still fine")
+    a.expect("a: still fine")
+
+
+def test_ctrl_c_tells_clients_and_exits_0_without_traceback(tmp_path: Path) -> None:
+    srv = ServerProcess(log=tmp_path / "err.log")
+    client = LineClient(srv.port).join("alice")
+    started = time.monotonic()
+    assert srv.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 2.0
+    assert client.wait_closed() == ["*** server shutdown"]
+    assert "Traceback" not in srv.log()
+    assert "stopped after" in srv.log()
+
+
+def test_sigterm_is_a_normal_stop(server: ServerProcess) -> None:
+    assert server.stop(signal.SIGTERM) == 0
+
+
+def test_restart_on_the_same_port_right_after_a_stop(tmp_path: Path) -> None:
+    first = ServerProcess(log=tmp_path / "1.log")
+    client = LineClient(first.port).join("alice")
+    assert first.stop() == 0  # the server closes first: its side sits in TIME_WAIT
+    client.wait_closed()
+    client.close()
+    proc = subprocess.Popen(netlab_cmd("serve", "--port", str(first.port)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().decode().strip() == f"listening on 127.0.0.1:{first.port}"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+
+
+def test_bind_to_an_address_of_another_machine(tmp_path: Path) -> None:
+    address = "192.0.2.7"  # TEST-NET-1: documentation only, never on a real interface
+    local = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
+    assert address not in local
+    result = subprocess.run(netlab_cmd("serve", "--host", address, "--port", "0"),
+                            capture_output=True, text=True, timeout=WAIT)
+    assert result.returncode == 3
+    assert result.stdout == ""
+    assert "192.0.2.7 is not an address of this machine" in result.stderr
+    assert "EADDRNOTAVAIL" in result.stderr and "WinError 10049" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bind_to_a_port_in_use() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = holder.getsockname()[1]
+    try:
+        result = subprocess.run(netlab_cmd("serve", "--port", str(port)),
+                                capture_output=True, text=True, timeout=WAIT)
+    finally:
+        holder.close()
+    assert result.returncode == 3
+    assert f"port {port} is already in use" in result.stderr
+    assert "EADDRINUSE" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ipv6_loopback(start_server: Callable[..., ServerProcess]) -> None:
+    require(socket.has_ipv6 and _ipv6_loopback_works(), "IPv6 loopback is not available")
+    srv = start_server(host="::1")
+    assert srv.first_line == f"listening on [::1]:{srv.port}"
+    client = LineClient(srv.port, host="::1").join("six")
+    client.send("over ipv6")
+    client.expect("six: over ipv6")
+
+
+def _ipv6_loopback_works() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_trace_shows_the_socket_calls(start_server: Callable[..., ServerProcess]) -> None:
+    srv = start_server("--trace")
+    client = LineClient(srv.port).join("alice")
+    client.send("hi")
+    client.expect("alice: hi")
+    client.close()
+    srv.stop()
+    log = srv.log()
+    for call in ("accept()", "recv()", "send()", "close()"):
+        assert f"trace: {call}" in log
+
+
+def test_connect_abort_cycles_leave_no_threads_or_fds_behind(server: ServerProcess) -> None:
+    proc = psutil.Process(server.pid)
+    baseline_threads, baseline_fds = proc.num_threads(), proc.num_fds()
+    for i in range(2000):
+        c = LineClient(server.port)
+        if i % 2:
+            c.expect("NICK")
+        c.reset()
+    survivor = LineClient(server.port).join("survivor")
+    wait_until(lambda: proc.num_threads() <= baseline_threads + 1, what="threads to settle")
+    wait_until(lambda: proc.num_fds() <= baseline_fds + 1, what="fds to settle")
+    survivor.send("alive")
+    survivor.expect("survivor: alive")
