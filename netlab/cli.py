@@ -67,6 +67,8 @@ def _register() -> None:
     from netlab.lessons_commands import lesson, lessons
     cli.add_command(lessons)
     cli.add_command(lesson)
+    from netlab.capture.commands import capture
+    cli.add_command(capture)
 
 
 _register()
