@@ -275,3 +275,30 @@ def test_connect_abort_cycles_leave_no_threads_or_fds_behind(server: ServerProce
     wait_until(lambda: proc.num_fds() <= baseline_fds + 1, what="fds to settle")
     survivor.send("alive")
     survivor.expect("survivor: alive")
+
+
+def test_a_low_fd_limit_lowers_capacity_and_refuses_politely(tmp_path: Path) -> None:
+    import resource
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (100, 100))
+
+    proc = subprocess.Popen(netlab_cmd("serve", "--port", "0", "--max-clients", "1000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=low_limit)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline().decode().rsplit(":", 1)[1])
+        clients = [LineClient(port) for _ in range(36)]  # 100 fds minus a margin of 64
+        for c in clients:
+            c.expect("NICK")
+        extra = LineClient(port)
+        assert extra.wait_closed() == ["! server full (max 36 clients)"]
+        clients[0].send("ok")  # still serving
+        clients[0].expect(lambda line: line.startswith("*** Welcome, ok!"))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+    assert b"above what the file-descriptor limit allows; using 36" in err
+    assert err.count(b"server full") == 1  # logged once, not per refusal

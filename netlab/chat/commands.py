@@ -77,7 +77,8 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
     from netlab.diagnose.catalog import format_address
 
     config = ServerConfig(host=host, port=port, max_clients=max_clients, max_line=max_line,
-                          max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace)
+                          max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace,
+                          small_stacks=True)
     server = ChatServer(config, log=_err)
     bound_host, bound_port = server.bind()  # SocketProblem -> exit 3 with the catalog's words
     # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set

@@ -51,6 +51,9 @@ class ServerConfig:
     handshake_timeout: float = 30.0
     keepalive: bool = True
     trace: bool = False
+    # Small thread stacks: 10,000 readers x 8 MiB would reserve 80 GiB of address space.
+    # The setting is process-wide, so only `netlab serve`, which owns its process, uses it.
+    small_stacks: bool = False
 
 
 @dataclass
@@ -157,7 +160,8 @@ class ChatServer:
             self._spare_fd = open(_devnull(), "rb")  # noqa: SIM115 - kept open on purpose
         except OSError:
             self._spare_fd = None
-        threading.stack_size(_THREAD_STACK)
+        if self.config.small_stacks:
+            threading.stack_size(_THREAD_STACK)
         for target, name in (
             (self._log_writer, "netlab-log"),
             (self._housekeeper, "netlab-housekeeper"),
@@ -260,8 +264,9 @@ class ChatServer:
                     break
                 self._accept_failed(exc)
                 continue
-            if not IS_WINDOWS:
-                sock.setblocking(True)  # reader threads block in recv(); sends use MSG_DONTWAIT
+            # POSIX: reader threads block in recv(), sends pass MSG_DONTWAIT. Windows has no
+            # such flag: the socket is non-blocking and readers wait in select().
+            sock.setblocking(not IS_WINDOWS)
             self._admit(sock, addr)
 
     def _accept_failed(self, exc: OSError) -> None:
@@ -335,8 +340,6 @@ class ChatServer:
             self._apply(self.room.connect(conn))
         if was_empty:
             self._wake()  # the housekeeper now has a deadline to watch
-        if IS_WINDOWS:
-            sock.setblocking(False)
         waiter = _Waiter() if IS_WINDOWS else None
         try:
             while True:
