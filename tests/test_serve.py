@@ -165,11 +165,13 @@ def test_silent_client_in_handshake_blocks_no_one_and_times_out(
 def test_server_full_refuses_with_a_line(start_server: Callable[..., ServerProcess]) -> None:
     srv = start_server("--max-clients", "2")
     a = LineClient(srv.port).join("a")
-    LineClient(srv.port).expect("NICK")  # in the handshake: counts too
+    waiting = LineClient(srv.port)
+    waiting.expect("NICK")  # in the handshake: counts too
     third = LineClient(srv.port)
     assert third.wait_closed() == ["! server full (max 2 clients)"]
     a.send("still fine")
     a.expect("a: still fine")
+    waiting.close()
 
 
 def test_ctrl_c_tells_clients_and_exits_0_without_traceback(tmp_path: Path) -> None:
