@@ -304,3 +304,25 @@ def test_a_low_fd_limit_lowers_capacity_and_refuses_politely(tmp_path: Path) -> 
     assert proc.returncode == 0
     assert b"above what the file-descriptor limit allows; using 36" in err
     assert err.count(b"server full") == 1  # logged once, not per refusal
+
+
+def test_classroom_bind_lists_the_addresses_to_give_classmates(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    srv = start_server(host="0.0.0.0")
+    assert srv.first_line == f"listening on 0.0.0.0:{srv.port}"
+    assert srv.proc.stdout is not None
+    from tests.conftest import _readline
+
+    following = _readline(srv.proc.stdout, WAIT).decode()
+    lan = [a.address for addrs in psutil.net_if_addrs().values() for a in addrs
+           if a.family == socket.AF_INET and not a.address.startswith("127.")]
+    if lan:
+        assert following == "classmates can connect to:\n"
+        hint = _readline(srv.proc.stdout, WAIT).decode()
+        assert hint.strip().startswith("netlab chat --host ")
+        assert any(f"--host {address} --port {srv.port}" in hint for address in lan)
+    else:
+        assert following.startswith("no network address found")
+    client = LineClient(srv.port).join("local")  # loopback works on a wildcard bind too
+    client.close()

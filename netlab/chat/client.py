@@ -266,7 +266,8 @@ def run_terminal(client: ChatClient, session: Any) -> int:
     client.on_close = leave_prompt
 
     def message() -> str:
-        return "nickname> " if s.nick_wanted.is_set() else f"{s.nick or ''}> "
+        wanted = s.nick_wanted.is_set() and not s.closed.is_set()
+        return "nickname> " if wanted else f"{s.nick or ''}> "
 
     with patch_stdout(raw=True):
         while not s.closed.is_set():
