@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import require_tool
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
@@ -26,6 +25,7 @@ from netlab.capture.decode import DLT_NULL, flags_text
 from netlab.capture.demo import sample_capture
 from netlab.capture.pcapio import PcapWriter
 from netlab.cli import cli
+from tests.conftest import require_tool
 
 
 def tcp(src: tuple[str, int], dst: tuple[str, int], flags: str, seq: int, ack: int = 0,
