@@ -326,3 +326,26 @@ def test_bpf_program_agrees_with_libpcap() -> None:
     ours = bpf.tcp_port_host(55555, ["127.0.0.1"])
     for frame, _wanted in _chat_packets():
         assert bool(bpf.run(ours, frame)) == bool(bpf.run(libpcap, frame))
+
+
+def test_interface_choice_and_filter_text() -> None:
+    from netlab.capture.sniffer import bpf_expression, pick_interface
+
+    ifaces = {"lo": ["127.0.0.1", "::1"], "eth0": ["192.0.2.10", "fe80::1"]}
+    assert pick_interface(["127.0.0.1"], "linux", ifaces) == "lo"
+    assert pick_interface(["::1"], "darwin", {"lo0": ["::1"], "en0": []}) == "lo0"
+    assert pick_interface(["192.0.2.10"], "linux", ifaces) == "eth0"
+    assert pick_interface(["198.51.100.7"], "linux", ifaces) is None  # remote: ask routes
+    assert bpf_expression(55555, ["127.0.0.1"]) == "tcp port 55555 and host 127.0.0.1"
+    assert bpf_expression(1, ["127.0.0.1", "::1"]) == "tcp port 1 and (host 127.0.0.1 or host ::1)"
+
+
+@pytest.mark.parametrize("platform,word", [("linux", "CAP_NET_RAW"), ("win32", "Npcap"),
+                                           ("darwin", "sudo")])
+def test_no_right_to_capture_says_how_to_get_it(platform: str, word: str) -> None:
+    from netlab.capture.sniffer import not_permitted
+
+    exc = not_permitted(platform)
+    assert exc.exit_code == 3
+    assert "root or Administrator" in exc.message
+    assert word in (exc.hint or "") and "--read" in (exc.hint or "")

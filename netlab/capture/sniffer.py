@@ -171,6 +171,13 @@ class LiveCapture:
     def start(self, ready_timeout: float = 5.0) -> None:
         """Open the socket, start the sniffer thread, return once it is really listening."""
         check_capture_right()
+        if hasattr(socket, "if_nametoindex") and not sys.platform.startswith("win"):
+            try:
+                socket.if_nametoindex(self.iface)
+            except OSError as exc:
+                names = ", ".join(name for _i, name in socket.if_nameindex())
+                raise CaptureFailed(f"there is no interface called {self.iface!r}",
+                                    f"use one of: {names}, or leave --iface auto") from exc
         try:
             if sys.platform.startswith("linux"):
                 sniffer = self._linux_sniffer()
@@ -200,7 +207,7 @@ class LiveCapture:
         cls = L2Socket if loop else L2ListenSocket
         try:
             sock = cls(iface=self.iface, promisc=False, nofilter=1)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             if isinstance(exc, PermissionError):
                 raise
             raise CaptureFailed(f"cannot open a capture socket on {self.iface}: {exc}",
