@@ -80,6 +80,11 @@ class Capture:
         objs = [json.loads(line) for line in (self.out + out).splitlines()]
         return self.proc.returncode, objs, (self.err + err).decode("utf-8", "replace")
 
+    def finish_text(self) -> tuple[int, str, str]:
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=WAIT)
+        return self.proc.returncode, out.decode("utf-8"), err.decode("utf-8", "replace")
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
@@ -168,6 +173,18 @@ def test_live_chat_is_explained_once_per_packet_and_matches_tshark(
     assert conn["ending"].startswith("FIN from both sides")
     # The referee: the pcap holds exactly what was shown, and Wireshark reads it the same.
     assert our_rows(objs) == tshark_rows(pcap)
+
+
+def test_follow_mode_shows_a_transcript(server: ServerProcess, capture: Any) -> None:
+    cap = capture("--port", str(server.port), "--follow")
+    bob = LineClient(server.port).join("bob")
+    bob.send("anyone here?")
+    bob.expect("bob: anyone here?")
+    bob.close()
+    code, out, err = cap.finish_text()
+    assert code == 0, err
+    assert "server< NICK" in out and "client> bob" in out and "client> anyone here?" in out, err
+    assert "server< bob: anyone here?" in out and "summary:" in out
 
 
 def test_count_stops_after_the_handshake(server: ServerProcess, capture: Any) -> None:

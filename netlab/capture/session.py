@@ -7,7 +7,9 @@ holds exactly the packets shown, in the same order, so Wireshark's frame N is ne
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,17 +185,39 @@ def run_live(env: Environment, opts: CaptureOptions) -> int:
     pipeline = Pipeline(presenter, opts, writer)
     capture = LiveCapture(iface=iface, port=opts.port, addresses=addresses,
                           on_frame=pipeline.frame)
-    try:
-        capture.start()
-    except BaseException:
-        if writer is not None:
-            writer.close()
-        raise
-    announce(presenter, capture, opts)
-    reason = capture.wait(opts.timeout)
-    capture.stop()
-    finish_live(presenter, pipeline, capture, reason)
+    with ctrl_c_stops(capture):
+        try:
+            capture.start()
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            raise
+        announce(presenter, capture, opts)
+        reason = capture.wait(opts.timeout)
+        capture.stop()
+        finish_live(presenter, pipeline, capture, reason)
     return 0
+
+
+@contextlib.contextmanager
+def ctrl_c_stops(capture: object) -> Iterator[None]:
+    """Ctrl-C is the normal way to end a capture: the first one stops it cleanly wherever
+    the main thread is (even mid-print), so the summary always comes; a second one aborts."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        capture.interrupt()  # type: ignore[attr-defined]
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def announce(presenter: Presenter, capture: object, opts: CaptureOptions) -> None:

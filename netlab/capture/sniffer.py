@@ -25,6 +25,8 @@ SOL_PACKET = 263
 PACKET_STATISTICS = 6
 PACKET_IGNORE_OUTGOING = 23  # Linux 4.20+
 SO_ATTACH_FILTER = 26
+SO_RCVBUFFORCE = 33  # like SO_RCVBUF, but root may pass the rmem_max limit
+RCVBUF = 8 << 20
 
 OnFrame = Callable[[bytes, int, float], bool]  # (frame, linktype, time) -> stop now?
 
@@ -167,6 +169,7 @@ class LiveCapture:
     _stop: threading.Event = field(default_factory=threading.Event)
     _linktype: int = 1
     error: BaseException | None = None  # raised by on_frame, re-raised by the caller
+    interrupted: bool = False
 
     def start(self, ready_timeout: float = 5.0) -> None:
         """Open the socket, start the sniffer thread, return once it is really listening."""
@@ -219,6 +222,12 @@ class LiveCapture:
                 self.dedup_mode = "kernel (PACKET_IGNORE_OUTGOING)"
             except OSError:
                 self.dedup_mode = "netlab (outgoing copies skipped)"
+        # A roomy queue: the default 64 KiB holds only a few dozen loopback skbs, so a
+        # burst while Python is busy printing would be dropped by the kernel.
+        for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            with contextlib.suppress(OSError):
+                sock.ins.setsockopt(socket.SOL_SOCKET, option, RCVBUF)
+                break
         program, self.filter_mode = self._program()
         _attach(sock.ins, program)
         _flush_fd(sock.ins.fileno())  # drop what queued before the filter was in place
@@ -277,6 +286,11 @@ class LiveCapture:
             self.error = exc
             self._stop.set()
 
+    def interrupt(self) -> None:
+        """Ctrl-C: stop like --count or --timeout would (safe from a signal handler)."""
+        self.interrupted = True
+        self._stop.set()
+
     def wait(self, timeout: float | None = None) -> str:
         """Block until the count is reached, the timeout passes or Ctrl-C; say which."""
         import time
@@ -294,10 +308,13 @@ class LiveCapture:
             else:
                 reason = "count"
         except KeyboardInterrupt:
-            reason = "interrupted"
-        return reason
+            self.interrupted = True
+        return "interrupted" if self.interrupted else reason
 
-    def stop(self) -> None:
+    def stop(self, drain: bool = True) -> None:
+        """Stop the sniffer; with drain, first show what the kernel already queued for us
+        (a packet the client has seen echoed has passed the tap: it must not go missing)."""
+        count_reached = self._stop.is_set() and not self.interrupted
         self._stop.set()
         sniffer = self._sniffer
         if sniffer is not None:
@@ -306,10 +323,34 @@ class LiveCapture:
                     sniffer.stop(join=False)
             if sniffer.thread is not None:
                 sniffer.thread.join(5.0)
+        if drain and not count_reached and self.error is None:
+            self._drain()
         self._read_drops()
         if self._sock is not None:
             self._sock.close()
         self._raise_thread_error()
+
+    def _drain(self) -> None:
+        import select
+
+        sock = self._sock
+        if sock is None or sock.ins is None:
+            return
+        for _ in range(10000):  # bounded: a flood must not keep us here
+            if not select.select([sock.ins], [], [], 0)[0]:
+                return
+            try:
+                pkt = sock.recv()
+            except OSError:
+                return
+            if pkt is None:
+                continue  # an outgoing copy skipped by L2Socket
+            try:
+                if self.on_frame(bytes(pkt), self._linktype, float(pkt.time)):
+                    return
+            except BaseException as exc:
+                self.error = exc
+                return
 
     def _raise_thread_error(self) -> None:
         exc = getattr(self._sniffer, "exception", None)
