@@ -42,6 +42,17 @@ class ErrorEntry:
     causes: tuple[str, ...] = ()
     fixes: tuple[str, ...] = ()
     lesson: int | None = None
+    aliases: tuple[str, ...] = ()  # other names: EWOULDBLOCK, Node's ENOTFOUND, Rust's AddrInUse
+    phrases: tuple[str, ...] = ()  # lower-case English wording seen in many languages' errors
+    exceptions: tuple[str, ...] = ()  # exception classes that mean this entry (any language)
+    libuv_windows: int | None = None  # Node's errno on Windows (-4091); elsewhere -errno
+    libuv: int | None = None  # Node's number for getaddrinfo errors, on every system
+    related: bool = False  # a neighbour of the classroom errors, not one of them
+
+    @property
+    def is_gai(self) -> bool:
+        """A getaddrinfo() error: its numbers live in their own space (EAI_*), not errno's."""
+        return self.name.startswith("EAI_")
 
     def code(self, system: str) -> OSCode | None:
         return self.codes.get(system)
@@ -89,18 +100,72 @@ def _entry_from_json(raw: dict[str, Any]) -> ErrorEntry:
         causes=tuple(raw.get("causes", ())),
         fixes=tuple(raw.get("fixes", ())),
         lesson=raw.get("lesson"),
+        aliases=tuple(raw.get("aliases", ())),
+        phrases=tuple(p.lower() for p in raw.get("phrases", ())),
+        exceptions=tuple(raw.get("exceptions", ())),
+        libuv_windows=raw.get("libuv_windows"),
+        libuv=raw.get("libuv"),
+        related=bool(raw.get("related", False)),
     )
 
 
+def entry_to_dict(entry: ErrorEntry) -> dict[str, Any]:
+    """The entry as plain data, for --json output (the same fields as the data file)."""
+    codes: dict[str, Any] = {}
+    for system in SYSTEMS:
+        code = entry.codes.get(system)
+        codes[system] = (
+            None
+            if code is None
+            else {"number": code.number, "name": code.name or entry.name, "message": code.message}
+        )
+    return {
+        "name": entry.name,
+        "title": entry.title,
+        "python": entry.python,
+        "codes": codes,
+        "explanation": entry.explanation,
+        "causes": list(entry.causes),
+        "fixes": list(entry.fixes),
+        "lesson": entry.lesson,
+    }
+
+
 class Catalog:
-    def __init__(self, entries: list[ErrorEntry]) -> None:
+    def __init__(
+        self,
+        entries: list[ErrorEntry],
+        other_numbers: dict[str, dict[int, tuple[str, str]]] | None = None,
+    ) -> None:
         self.entries = entries
+        # What a number means on a system where it is no socket error (61 is ENODATA on Linux).
+        self.other_numbers = other_numbers or {}
         self._by_name: dict[str, ErrorEntry] = {}
         for entry in entries:
             self._by_name[entry.name.upper()] = entry
             for code in entry.codes.values():
                 if code.name:
                     self._by_name.setdefault(code.name.upper(), entry)
+            for alias in entry.aliases:
+                self._by_name.setdefault(alias.upper(), entry)
+
+    def names(self) -> list[str]:
+        """Every name the catalog answers to (canonical, WSA*, EAI_*, aliases)."""
+        return list(self._by_name)
+
+    def by_libuv(self, number: int) -> list[tuple[str | None, ErrorEntry]]:
+        """Node's negative numbers: (system, entry); system None when alike everywhere."""
+        found: list[tuple[str | None, ErrorEntry]] = []
+        for entry in self.entries:
+            if entry.libuv == number:
+                found.append((None, entry))
+            elif entry.libuv_windows == number:
+                found.append(("windows", entry))
+        return found
+
+    def other_meaning(self, number: int, system: str) -> tuple[str, str] | None:
+        """(name, message) of a number that is not a socket error on `system`."""
+        return self.other_numbers.get(system, {}).get(number)
 
     def get(self, name: str) -> ErrorEntry | None:
         """By canonical or system name: EADDRINUSE, WSAEADDRINUSE, EAI_NONAME."""
@@ -166,7 +231,11 @@ def current_system() -> str:
 def load_catalog() -> Catalog:
     text = resources.files("netlab.diagnose").joinpath("socket_errors.json").read_text("utf-8")
     data = json.loads(text)
-    return Catalog([_entry_from_json(item) for item in data["errors"]])
+    other = {
+        system: {int(num): (pair[0], pair[1]) for num, pair in table.items()}
+        for system, table in data.get("other_numbers", {}).items()
+    }
+    return Catalog([_entry_from_json(item) for item in data["errors"]], other)
 
 
 def format_address(host: str, port: int | None) -> str:
