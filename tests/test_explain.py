@@ -18,7 +18,8 @@ from click.testing import CliRunner
 
 from netlab.cli import cli
 from netlab.diagnose.catalog import load_catalog
-from netlab.diagnose.explain import explain_text, fill, find_address, find_operation
+from netlab.diagnose.explain import explain_text
+from netlab.diagnose.textclues import fill, find_address, find_operation
 from tests.conftest import WAIT, netlab_cmd
 
 # (source, system, pasted line, expected name)
@@ -325,9 +326,7 @@ def test_piped_traceback_through_a_real_process(tmp_path: Path) -> None:
         "server.bind(('127.0.0.1', 0))\n"
         "server.bind(('127.0.0.1', 0))  # a second bind on one socket\n"
     )
-    crash = subprocess.run(
-        [sys.executable, str(app)], capture_output=True, text=True, timeout=WAIT
-    )
+    crash = subprocess.run([sys.executable, str(app)], capture_output=True, text=True, timeout=WAIT)
     assert "Traceback" in crash.stderr
     explained = subprocess.run(
         netlab_cmd("explain", "--json"),

@@ -15,11 +15,11 @@ whole traceback from Python, Node, Java, Go, Rust or .NET. Evidence is weighed i
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from netlab.diagnose.catalog import SYSTEM_LABELS, SYSTEMS, Catalog, ErrorEntry, load_catalog
-from netlab.diagnose.netinfo import parse_ip
+from netlab.diagnose.textclues import find_address, find_operation
 
 MAX_TEXT = 20_000  # a pasted log can be long; the error is near the end
 
@@ -85,34 +85,6 @@ _SYSTEM_HINTS: dict[str, tuple[str, ...]] = {
 _JAVA_WINDOWS = re.compile(
     r"(?:in use|refused|timed out|requested address): (?:bind|connect)\b", re.I
 )
-
-_OPERATIONS: list[tuple[str, re.Pattern[str]]] = [
-    ("bind", re.compile(r"\b(bind|listen|jvm_bind|bindexception)\b", re.I)),
-    (
-        "connect",
-        re.compile(
-            r"\b(connect|connectex|dial|create_connection|connectexception"
-            r"|newconnectionerror)\b",
-            re.I,
-        ),
-    ),
-    ("accept", re.compile(r"\baccept\b", re.I)),
-    ("send", re.compile(r"\b(send|sendall|sendto|write)\b", re.I)),
-    ("recv", re.compile(r"\b(recv|recvfrom|read)\b", re.I)),
-]
-
-_ADDRESS_PATTERNS: list[re.Pattern[str]] = [
-    re.compile(r"\(\s*['\"]([^'\"]*)['\"]\s*,\s*(\d{1,5})\s*[,)]"),  # ('::1', 8888, 0, 0)
-    re.compile(r"host=['\"]([^'\"]+)['\"],\s*port=(\d{1,5})"),  # urllib3
-    re.compile(r"address:\s*'([^']*)',\s*port:\s*(\d{1,5})"),  # Node's error object
-    re.compile(r"\[([0-9A-Fa-f:.]+)\]:(\d{1,5})\b"),
-    re.compile(r"(?<![\w.])((?:\d{1,3}\.){3}\d{1,3}):(\d{1,5})\b"),
-    re.compile(r"(?<![\w:])((?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}):(\d{1,5})\b"),  # :::3000
-    re.compile(r"\b(?:tcp|udp)[46]?\s+()[:](\d{1,5})\b"),  # Go: listen tcp :8080
-    re.compile(
-        r"(?<![\w/.@-])(localhost|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}):(\d{1,5})(?![\d:])"
-    ),
-]
 
 
 @dataclass(frozen=True)
@@ -519,41 +491,3 @@ def _likely_reason(
         return f"{exc.detail} matched, not the message"
     best = max(lead.evidence, key=lambda e: e.weight)
     return f"only {best.detail} in the text, no error number"
-
-
-def find_address(text: str) -> tuple[str | None, int | None]:
-    """The HOST:PORT a message mentions, if any (for the fixes' {address})."""
-    for pattern in _ADDRESS_PATTERNS:
-        for m in pattern.finditer(text):
-            host, port = m.group(1) or "0.0.0.0", int(m.group(2))
-            if port > 65535:
-                continue
-            if (":" in host or re.fullmatch(r"[\d.]+", host)) and parse_ip(host) is None:
-                continue  # 10:12:34:56 is a time, 999.1.1.1 no address
-            return (host, port)
-    return (None, None)
-
-
-def find_operation(text: str, entry: ErrorEntry | None) -> str | None:
-    """The socket call that failed, when the text shows it (listen EADDRINUSE, connectex)."""
-    if entry is not None and entry.is_gai:
-        return "resolve"
-    for operation, pattern in _OPERATIONS:
-        if pattern.search(text):
-            return operation
-    return None
-
-
-def fill(template: str, host: str | None, port: int | None) -> str:
-    """Put the text's host and port into a catalog template; placeholders stay readable."""
-    shown_host = host if host else "HOST"
-    shown_port = str(port) if port is not None else "PORT"
-    address = f"[{shown_host}]:{shown_port}" if ":" in shown_host else f"{shown_host}:{shown_port}"
-    try:
-        return template.format(host=shown_host, port=shown_port, address=address)
-    except (KeyError, IndexError, ValueError):
-        return template
-
-
-def lines_of(values: Iterable[str], host: str | None, port: int | None) -> list[str]:
-    return [fill(v, host, port) for v in values]

@@ -306,6 +306,22 @@ class LiveSystem:
             outcome = "timeout" if exc.errno == errno.ETIMEDOUT else "error"
             return ConnectResult(outcome, address, exc, time.monotonic() - start)
         elapsed = time.monotonic() - start
+        try:
+            # connect() with a timeout polls and then reads SO_ERROR; when a failed ARP
+            # lookup ends the handshake at that very moment, the error can be lost and
+            # connect() looks successful. getpeername() tells: only a connected socket has
+            # a peer.
+            sock.getpeername()
+        except OSError as not_connected:
+            pending = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            sock.close()
+            lost: OSError = not_connected
+            if pending:
+                lost = OSError(pending, os.strerror(pending))
+            elif not_connected.errno == errno.ENOTCONN:
+                # The handshake died without a word: the lost error was 'no route' (ARP).
+                lost = OSError(errno.EHOSTUNREACH, os.strerror(errno.EHOSTUNREACH))
+            return ConnectResult("error", address, lost, elapsed)
         source = str(sock.getsockname()[0])
         first = None
         try:

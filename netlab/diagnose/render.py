@@ -15,8 +15,9 @@ from typing import Any
 import click
 
 from netlab.diagnose.catalog import SYSTEM_LABELS, SYSTEMS, ErrorEntry, entry_to_dict
-from netlab.diagnose.explain import Explanation, Match, fill
+from netlab.diagnose.explain import Explanation, Match
 from netlab.diagnose.findings import Diagnosis
+from netlab.diagnose.textclues import fill
 from netlab.env import Environment
 
 _STATUS_STYLE = {"ok": "green", "warning": "yellow", "problem": "bold red"}
