@@ -8,6 +8,7 @@ test_diagnose_netns.py.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import select
@@ -41,6 +42,8 @@ from netlab.diagnose.netinfo import (
     subnet_of,
 )
 from netlab.diagnose.probes import BindResult, ConnectResult, Listener, Listeners, LiveSystem
+from netlab.diagnose.render import render_diagnosis
+from netlab.env import Environment
 from netlab.errors import UsageError
 from tests.conftest import WAIT, ServerProcess, require
 
@@ -470,14 +473,6 @@ def test_real_connect_to_a_silent_server_says_it_is_not_netlab() -> None:
     assert any("not a netlab chat server" in f.explanation for f in d.findings)
 
 
-def test_localhost_resolves_from_the_hosts_file() -> None:
-    # localhost comes from /etc/hosts (files), not from a DNS server.
-    port = free_port()
-    d = dx.diagnose_connect(HostPort("localhost", port), LiveSystem(), timeout=1)
-    assert "resolves to" in d.findings[0].title and "127.0.0.1" in d.findings[0].title
-    assert d.exit_code == 1 and {f.code for f in d.problems} == {"ECONNREFUSED"}
-
-
 # ---------------------------------------------------------------- overview, rendering
 
 
@@ -510,3 +505,24 @@ def test_diagnosis_exit_code_rule() -> None:
 def test_listener_owner_text() -> None:
     assert owner_text(Listener("0.0.0.0", 1, "tcp", None)) == "a program of another user"
     assert owner_text(Listener("0.0.0.0", 1, "tcp", 7, "python3")) == "python3 (pid 7)"
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Diagnosis("port", "1", [Finding("problem", "bad", "why", "do this", code="EACCES")])
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    terminal = _Terminal()
+    render_diagnosis(d, Environment(stdout=terminal, environ={"TERM": "xterm-256color"}))
+    assert "\x1b[" in terminal.getvalue() and "bad" in terminal.getvalue()
+    for env in (
+        Environment(stdout=_Terminal(), environ={"TERM": "xterm", "NO_COLOR": "1"}),
+        Environment(stdout=io.StringIO(), environ={"TERM": "xterm"}),
+    ):
+        render_diagnosis(d, env)
+        text = env.stdout.getvalue()  # type: ignore[attr-defined]
+        assert "\x1b[" not in text and "PROBLEM bad  [EACCES]" in text

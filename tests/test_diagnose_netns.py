@@ -173,3 +173,12 @@ def test_refused_because_the_server_listens_on_loopback_only(netns: Netns) -> No
         assert server.stdin is not None
         server.stdin.close()
         server.wait(WAIT)
+
+
+def test_localhost_from_the_hosts_file_then_refused(netns: Netns) -> None:
+    # Names resolve only through this namespace's files and its dead loopback resolver.
+    code, data = netns.netlab_json("diagnose", "--connect", "localhost:9")
+    assert code == 1
+    assert data["findings"][0]["title"].startswith("localhost resolves to")
+    assert "127.0.0.1" in data["findings"][0]["title"]
+    assert {f["code"] for f in data["findings"] if f["status"] == "problem"} == {"ECONNREFUSED"}

@@ -261,6 +261,6 @@ def socket_problem(
     codes = entry.codes_text()
     message = f"cannot {operation} {where}: {sentence} ({entry.name}; {codes})"
     hint = " ".join(entry.fixes[:2]) if entry.fixes else None
-    if entry.fixes and "{" in (hint or ""):
+    if hint and "{" in hint:
         hint = hint.format(host=host, port=port, address=where)
     return SocketProblem(message, hint, code=entry.name, operation=operation)

@@ -148,8 +148,11 @@ class _Candidate:
 
     @property
     def score(self) -> int:
-        kinds = {e.kind for e in self.evidence}
-        return sum(self.best(k).weight for k in kinds)  # type: ignore[union-attr]
+        # The strongest evidence of each kind counts once: three phrases are one wording.
+        best: dict[str, int] = {}
+        for e in self.evidence:
+            best[e.kind] = max(best.get(e.kind, 0), e.weight)
+        return sum(best.values())
 
 
 _Adder = Callable[[ErrorEntry, _Evidence], None]
@@ -413,9 +416,9 @@ def _exceptions(text: str, gai: bool, catalog: Catalog, add: _Adder) -> None:
     if gai:
         # 'getaddrinfo failed' with nothing else: a name that does not resolve, most often.
         for name, weight in (("EAI_NONAME", 25), ("EAI_AGAIN", 15), ("EAI_NODATA", 10)):
-            entry = catalog.get(name)
-            if entry is not None:
-                add(entry, _Evidence("gai", weight, "a getaddrinfo (name lookup) error"))
+            gai_entry = catalog.get(name)
+            if gai_entry is not None:
+                add(gai_entry, _Evidence("gai", weight, "a getaddrinfo (name lookup) error"))
 
 
 def _rank(
@@ -437,7 +440,7 @@ def _rank(
     systems = _systems(lead, hints)
     if certain:
         why = name or number or wording
-        reason = why.detail if why else ""  # type: ignore[union-attr]
+        reason = why.detail if why else ""
         if number is not None and wording is not None and name is None:
             reason = f"{number.detail}, and {wording.detail} agrees"
         return (Match(lead.entry, "certain", reason, systems, lead.score),)
