@@ -121,14 +121,17 @@ def _classroom_notes(host: str, port: int) -> list[str]:
     """For a wildcard bind: the addresses classmates should type, and the firewall trap."""
     if host not in ("0.0.0.0", "::"):
         return []
-    from netlab.netinfo import lan_addresses
+    from netlab.diagnose.netinfo import lan_candidates
+    from netlab.diagnose.probes import LiveSystem
 
     lines = []
-    addresses = lan_addresses(ipv6=host == "::")
+    addresses = [a for a in lan_candidates(LiveSystem().interfaces())
+                 if a.version == 4 or host == "::"]
     if addresses:
         lines.append("classmates can connect to:")
-        for name, address in addresses:
-            lines.append(f"  netlab chat --host {address} --port {port}    ({name})")
+        for addr in addresses:
+            lines.append(f"  netlab chat --host {addr.address} --port {port}    "
+                         f"({addr.interface})")
     else:
         lines.append("no network address found besides loopback: is this machine on a network?")
     if sys.platform.startswith("win"):
