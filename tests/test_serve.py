@@ -207,14 +207,15 @@ def test_restart_on_the_same_port_right_after_a_stop(tmp_path: Path) -> None:
 
 
 def test_bind_to_an_address_of_another_machine(tmp_path: Path) -> None:
-    address = "192.0.2.7"  # TEST-NET-1: documentation only, never on a real interface
+    # Documentation ranges (RFC 5737) are meant never to be on a real interface, but some
+    # sandboxes use them: take the first one that this machine really does not have.
     local = {a.address for addrs in psutil.net_if_addrs().values() for a in addrs}
-    assert address not in local
+    address = next(a for a in ("192.0.2.7", "198.51.100.7", "203.0.113.7") if a not in local)
     result = subprocess.run(netlab_cmd("serve", "--host", address, "--port", "0"),
                             capture_output=True, text=True, timeout=WAIT)
     assert result.returncode == 3
     assert result.stdout == ""
-    assert "192.0.2.7 is not an address of this machine" in result.stderr
+    assert f"{address} is not an address of this machine" in result.stderr
     assert "EADDRNOTAVAIL" in result.stderr and "WinError 10049" in result.stderr
     assert "Traceback" not in result.stderr
 
