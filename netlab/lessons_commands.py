@@ -7,6 +7,7 @@ when, and only when, a lesson is shown on a terminal.
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -29,12 +30,12 @@ def lessons(as_json: bool) -> None:
     found = list_lessons(directory)
     if as_json:
         click.echo(json.dumps({"lessons": [lesson.as_dict() for lesson in found],
-                               "directory": str(directory)}, ensure_ascii=False))
+                               "directory": str(directory)}))
         return
     for lesson in found:
-        click.echo(f"{lesson.number:>2}  {lesson.title}")
+        click.echo(_encodable(f"{lesson.number:>2}  {lesson.title}"))
         if lesson.goal:
-            click.echo(f"    goal: {lesson.goal}")
+            click.echo(_encodable(f"    goal: {lesson.goal}"))
     click.echo("\nShow one with `netlab lesson N` (a number or a name).", err=True)
 
 
@@ -51,10 +52,10 @@ def lesson(which: str, raw: bool, no_pager: bool) -> None:
     found = find_lesson(which)
     env = Environment()
     if raw:
-        click.echo(found.text, nl=False)
+        click.echo(_encodable(found.text), nl=False)
         return
     if not env.stdout_isatty:
-        click.echo(plain_text(found.text), nl=False)
+        click.echo(_encodable(plain_text(found.text)), nl=False)
         return
     width, height = terminal_size()
     text = render_terminal(found.text, min(width, 100), env.color)
@@ -63,3 +64,12 @@ def lesson(which: str, raw: bool, no_pager: bool) -> None:
         click.echo_via_pager(text, color=env.color)
     else:
         click.echo(text, nl=False, color=env.color)
+
+
+def _encodable(text: str) -> str:
+    """A Windows pipe may be cp1252: replace what it cannot show instead of crashing."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    try:
+        return text.encode(encoding, "replace").decode(encoding)
+    except LookupError:
+        return text
