@@ -72,3 +72,14 @@ def test_python_dash_m_is_the_unambiguous_entry() -> None:
     result = subprocess.run(netlab_cmd("--help"), capture_output=True, text=True, timeout=WAIT)
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: netlab ")
+
+
+def test_a_reader_that_leaves_early_is_not_an_error() -> None:
+    """`netlab explain 98 | head -c 0`: EPIPE on stdout ends the command quietly."""
+    proc = subprocess.Popen(netlab_cmd("explain", "98"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()  # before the command writes anything
+    _, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0
+    assert b"internal error" not in err and b"Traceback" not in err
