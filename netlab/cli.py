@@ -6,6 +6,7 @@ need them, so `netlab --help` starts fast; tests/test_cli.py guards this.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import Any
@@ -29,6 +30,13 @@ class NetlabGroup(click.Group):
             if exc.hint:
                 click.echo(f"  fix: {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:
+            # `netlab explain ... | head`: the reader left early, which is not an error.
+            # Point stdout at devnull so the interpreter's final flush stays quiet.
+            with contextlib.suppress(OSError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(ExitStatus.OK)
         except KeyboardInterrupt:
             # serve, chat and capture treat Ctrl-C as their normal stop and never get here.
             click.echo("\ninterrupted", err=True)
