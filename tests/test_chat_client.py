@@ -68,8 +68,9 @@ def test_server_shutdown_is_reported_and_not_a_hang(server: ServerProcess) -> No
     watcher = LineClient(server.port).join("watcher")
     watcher.expect("*** al joined", timeout=WAIT)
     server.stop(signal.SIGINT)
-    out, _ = chat.communicate(timeout=WAIT)  # stdin still open: it must not wait for input
-    assert chat.returncode == 0
+    assert chat.wait(WAIT) == 0  # stdin still open: it must not wait for input
+    assert chat.stdout is not None
+    out = chat.stdout.read()
     assert out.splitlines()[-1] == "*** server shutdown"
 
 
@@ -79,8 +80,9 @@ def test_a_server_that_dies_is_reported(server: ServerProcess) -> None:
                             stderr=subprocess.PIPE, text=True)
     LineClient(server.port).join("watcher").expect("*** al joined")
     server.kill()
-    _, err = chat.communicate(timeout=WAIT)
-    assert chat.returncode == 3
+    assert chat.wait(WAIT) == 3  # stdin stays open: the client notices on its own
+    assert chat.stderr is not None
+    err = chat.stderr.read()
     assert "the server closed the connection" in err and "Traceback" not in err
 
 
