@@ -114,4 +114,4 @@ def test_works_against_a_tutorial_style_server() -> None:
     proc.wait(WAIT)
     thread.join(WAIT)
     listener.close()
-    assert got == [b"hello\n"]
+    assert got and got[0].startswith(b"hello\n")  # then /quit, in the same recv() or not

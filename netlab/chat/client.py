@@ -29,6 +29,7 @@ class Session:
     nick: str | None = None
     nick_sent: bool = False
     nick_wanted: threading.Event = field(default_factory=threading.Event)
+    prompted: threading.Event = field(default_factory=threading.Event)  # first NICK seen
     closed: threading.Event = field(default_factory=threading.Event)
     quitting: bool = False
     shutdown_seen: bool = False
@@ -136,6 +137,7 @@ class ChatClient:
         finally:
             s.closed.set()
             s.nick_wanted.set()  # release anyone waiting for a prompt
+            s.prompted.set()
             if self.on_close is not None:
                 with contextlib.suppress(Exception):
                     self.on_close()
@@ -147,6 +149,7 @@ class ChatClient:
         else:
             s.nick_sent = False
             s.nick_wanted.set()
+        s.prompted.set()  # after answering: nothing typed may overtake the nickname
 
     def _show(self, line: str) -> None:
         if line == "*** server shutdown":
@@ -158,7 +161,7 @@ class ChatClient:
 # Line mode: pipes, scripts, dumb terminals.
 
 
-def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float = 10.0) -> int:
+def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float = 5.0) -> int:
     """Without a nickname, the first input line is the nickname. End of input quits.
 
     Input is read by a helper thread, so a server that goes away is noticed at once even
@@ -183,8 +186,10 @@ def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float 
                 continue
         return None
 
-    if s.nick is None:
-        s.nick_wanted.wait(nick_timeout)  # answer the server's NICK, as a person would
+    # Wait for the server's NICK before sending anything, as a person would: a line sent
+    # earlier would be taken as the nickname. Servers that never ask are waited for only
+    # up to nick_timeout.
+    s.prompted.wait(nick_timeout)
     while True:
         line = next_line()
         if line is None:
