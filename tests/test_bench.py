@@ -1,0 +1,257 @@
+"""`netlab bench`: pure tokens and statistics, then real runs against a real `netlab serve`,
+a deliberately broken server (tests/broken_server.py), the tutorial baseline and ncat."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netlab.bench import stats, tokens
+from tests.conftest import WAIT, ServerProcess, _readline, netlab_cmd, require_tool
+
+ROOT = Path(__file__).resolve().parent.parent
+RUN_TIMEOUT = 60  # no bench run in these tests may take longer
+
+
+# ---------------------------------------------------------------------- pure: tokens
+def test_a_token_is_found_anywhere_in_a_line_and_has_the_size_asked_for() -> None:
+    line = tokens.encode(7, 3, 41, 123456, size=100)
+    assert len(line) == 100 and line.endswith(b"\n")
+    found = tokens.Found()
+    tokens.scan(b"<user5> alice: " + line.rstrip(b"\n"), 7, found)
+    assert found.tokens == [(3, 41, 123456)]
+    assert found.corrupted == 0
+
+
+def test_a_token_cut_by_another_line_counts_as_corrupted_not_delivered() -> None:
+    a = tokens.encode(7, 1, 0, 1).rstrip(b"\n")
+    b = tokens.encode(7, 2, 0, 2).rstrip(b"\n")
+    found = tokens.Found()
+    tokens.scan(a[:30] + b + a[30:], 7, found)  # raw recv() chunks relayed: glued pieces
+    assert found.tokens == [(2, 0, 2)]
+    assert found.corrupted == 1
+
+
+def test_a_changed_byte_fails_the_checksum_and_other_runs_are_foreign() -> None:
+    line = bytearray(tokens.encode(7, 1, 5, 9))
+    line[20] = ord("y") if line[20] != ord("y") else ord("z")
+    found = tokens.Found()
+    tokens.scan(bytes(line), 7, found)
+    tokens.scan(tokens.encode(8, 1, 5, 9), 7, found)
+    assert (found.tokens, found.corrupted, found.foreign) == ([], 1, 1)
+
+
+# ---------------------------------------------------------------------- pure: stats
+def test_percentiles_are_nearest_rank_values_that_really_occurred() -> None:
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == 50
+    assert stats.percentile(values, 99) == 99
+    assert stats.percentile(values, 100) == 100
+    assert stats.percentile([], 50) is None
+    summary = stats.summary_ms([1_000_000, 2_000_000, 3_000_000])
+    assert summary == {"p50": 2.0, "p90": 3.0, "p99": 3.0, "max": 3.0, "count": 3}
+
+
+def _chat(**changes: Any) -> dict[str, Any]:
+    base = {"expected": 100, "delivered": 100, "lost": 0, "duplicated": 0, "corrupted": 0,
+            "delivered_percent": 100.0, "freeze_s": 0.01, "frozen_at_end": False,
+            "latency_ms": {"p99": 0.5}}
+    base.update(changes)
+    return base
+
+
+def test_verdicts_speak_plain_words() -> None:
+    assert stats.chat_verdict(_chat()) == (
+        True, "every line reached every client once, intact, p99 0.5 ms")
+    ok, text = stats.chat_verdict(_chat(delivered=79, lost=21, delivered_percent=79.0,
+                                        corrupted=3))
+    assert not ok and "21 of 100 deliveries never arrived" in text and "3 lines" in text
+    frozen = {"stalled": 1, "dropped": 0, "newcomer_ok": False, "server_rss_growth_kib": 0,
+              "chat": _chat(freeze_s=4.2, delivered=79, lost=21, delivered_percent=79.0)}
+    ok, text = stats.slow_verdict(frozen, 0.5)
+    assert not ok
+    assert text.startswith("your server froze for 4.2 s when one client stopped reading")
+    assert "newcomer" in text
+
+
+def test_the_generator_is_flagged_when_it_used_most_of_a_core() -> None:
+    assert stats.generator_note({"chat": 40.0}) is None
+    assert "load generator" in (stats.generator_note({"chat": 40.0, "connect": 93.0}) or "")
+
+
+# ---------------------------------------------------------------------- real runs
+def bench(*args: str) -> tuple[int, dict[str, Any], str]:
+    proc = subprocess.run(netlab_cmd("bench", "--json", "--time-limit", "40", *args),
+                          capture_output=True, timeout=RUN_TIMEOUT)
+    stderr = proc.stderr.decode("utf-8", "replace")
+    assert "Traceback" not in stderr, stderr
+    try:
+        result = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        result = {}
+    return proc.returncode, result, stderr
+
+
+class Script:
+    """A Python server script of the tests or benchmarks, on a free port, killed at the end."""
+
+    def __init__(self, path: Path, *args: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(path), *args],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        line = _readline(self.proc.stdout, WAIT)
+        if not line.startswith(b"listening on "):
+            self.kill()
+            raise AssertionError(f"{path.name} did not start: {line!r}")
+        self.port = int(line.decode().rsplit(":", 1)[1])
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(WAIT)
+
+
+@pytest.fixture
+def script() -> Iterator[Any]:
+    started: list[Script] = []
+
+    def start(path: Path, *args: str) -> Script:
+        started.append(Script(path, *args))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.kill()
+
+
+def test_bench_against_netlab_counts_every_delivery(server: ServerProcess) -> None:
+    code, r, _ = bench("--port", str(server.port), "--clients", "6", "--senders", "2",
+                       "--messages", "20", "--rate", "400")
+    assert code == 0, r.get("verdicts")
+    chat = r["chat"]
+    assert chat["expected"] == 2 * 20 * 5 == chat["delivered"]
+    assert (chat["lost"], chat["duplicated"], chat["corrupted"]) == (0, 0, 0)
+    assert chat["latency_ms"]["count"] == chat["delivered"]
+    assert r["connect"]["joined"] == 6 and r["connect"]["failed"] == 0
+    assert r["target"]["pid"] == server.pid  # found from the listening port
+    assert r["server"]["end"]["threads"] >= 1 and r["ok"] is True
+
+
+def test_sinks_in_a_worker_process_still_join_and_drain(server: ServerProcess) -> None:
+    code, r, _ = bench("--port", str(server.port), "--clients", "10", "--observers", "3",
+                       "--workers", "1", "--senders", "2", "--messages", "10")
+    assert code == 0, r.get("verdicts")
+    assert r["workers"] == [{"clients": 7}] and r["connect"]["joined"] == 10
+    assert r["chat"]["delivered"] == r["chat"]["expected"] == 2 * 10 * 2
+
+
+def test_netlab_drops_stalled_readers_and_the_others_keep_chatting(start_server) -> None:  # type: ignore[no-untyped-def]
+    srv = start_server("--max-queue", "64k")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "5", "--senders", "3",
+                       "--messages", "2500", "--size", "1000", "--max", "--slow-readers", "1")
+    slow = r["slow_readers"]
+    assert slow["dropped"] == 1, slow
+    assert slow["chat"]["lost"] == 0 and slow["newcomer_ok"]
+    assert code == 0, r["verdicts"]
+
+
+def test_bench_reports_a_server_that_corrupts_lines(script) -> None:  # type: ignore[no-untyped-def]
+    srv = script(ROOT / "tests" / "broken_server.py", "16")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "4", "--senders", "3",
+                       "--messages", "60", "--max")
+    assert code == 1
+    assert r["chat"]["corrupted"] > 0
+    chat_verdict = next(v for v in r["verdicts"] if v["scenario"] == "chat")
+    assert not chat_verdict["ok"] and "corrupted" in chat_verdict["text"]
+
+
+def test_bench_reports_a_server_frozen_by_one_client_that_stopped_reading(script) -> None:  # type: ignore[no-untyped-def]
+    srv = script(ROOT / "tests" / "broken_server.py", "65536")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "3", "--senders", "2",
+                       "--messages", "5000", "--size", "1000", "--max", "--slow-readers", "1")
+    assert code == 1
+    slow = r["slow_readers"]
+    assert slow["dropped"] == 0 and not slow["newcomer_ok"] and slow["chat"]["lost"] > 0
+    text = next(v["text"] for v in r["verdicts"] if v["scenario"] == "slow readers")
+    assert text.startswith("your server froze for at least"), text
+
+
+def test_the_tutorial_server_dies_on_a_reset_before_accept(script) -> None:  # type: ignore[no-untyped-def]
+    srv = script(ROOT / "benchmarks" / "tutorial_server.py", "0")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "0", "--bad-input",
+                       "--case", "reset-before-accept")
+    assert code == 1
+    [case] = r["bad_input"]
+    assert not case["ok"]
+    assert "server process died" in case["text"] or "could not chat" in case["text"]
+
+
+def test_churn_and_bad_input_leave_netlab_chatting(server: ServerProcess) -> None:
+    code, r, _ = bench("--port", str(server.port), "--clients", "0", "--churn", "40",
+                       "--concurrency", "4", "--bad-input", "--case", "nick-non-ascii",
+                       "--case", "partial-rst", "--case", "no-nick")
+    assert code == 0, r.get("verdicts")
+    assert r["churn"]["ok"] == 40 and r["churn"]["pair_ok"]
+    assert r["churn"]["back_to_baseline"] is True
+    assert [c["case"] for c in r["bad_input"] if c["ok"]] == [
+        "nick-non-ascii", "partial-rst", "no-nick"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_bench_against_ncat_chat_in_raw_mode() -> None:
+    ncat = require_tool("ncat")
+    for _ in range(5):  # ncat cannot be told port 0 and report it: retry on a lost race
+        port = _free_port()
+        proc = subprocess.Popen([ncat, "--chat", "-l", "127.0.0.1", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            if proc.poll() is not None:
+                continue
+            code, r, _ = bench("--port", str(port), "--protocol", "raw", "--clients", "4",
+                               "--senders", "2", "--messages", "20")
+            assert code == 0, r.get("verdicts")
+            assert r["chat"]["delivered"] == r["chat"]["expected"] == 2 * 20 * 3
+            return
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(WAIT)
+    pytest.fail("ncat --chat did not start on a free port in 5 tries")
+
+
+# ---------------------------------------------------------------------- the CLI's edges
+def test_a_remote_target_is_refused_without_allow_remote() -> None:
+    proc = subprocess.run(netlab_cmd("bench", "--host", "192.0.2.1", "--port", "9"),
+                          capture_output=True, timeout=WAIT, text=True)
+    assert proc.returncode == 2
+    assert "not this machine" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_nobody_listening_is_exit_3_with_the_catalog_explanation() -> None:
+    port = _free_port()
+    code, r, stderr = bench("--port", str(port), "--clients", "2", "--messages", "1")
+    assert code == 3 and r == {}
+    assert "ECONNREFUSED" in stderr
