@@ -77,6 +77,8 @@ def _register() -> None:
     cli.add_command(lesson)
     from netlab.capture.commands import capture
     cli.add_command(capture)
+    from netlab.bench.commands import bench
+    cli.add_command(bench)
     from netlab.diagnose.commands import diagnose, explain
     cli.add_command(diagnose)
     cli.add_command(explain)
