@@ -59,6 +59,7 @@ def test_nc_is_a_real_client(server: ServerProcess, connect: Connect) -> None:
         proc.stdin.flush()
         assert alice.expect(lambda line: line.startswith("ncuser:")) == "ncuser: hello from nc"
         alice.send("hi nc")
+        alice.expect("alice: hi nc")  # broadcast to nc too, in the same locked step
         proc.stdin.write(b"/quit\n")
         proc.stdin.flush()
         out, _ = proc.communicate(timeout=WAIT)
