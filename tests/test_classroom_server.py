@@ -24,18 +24,21 @@ from tests.conftest import WAIT, LineClient, _readline, netlab_cmd
 
 
 class ClassProcess:
-    """A real `netlab class serve|drill --host 127.0.0.1 --port 0` with its log in tmp."""
+    """A real `netlab class serve|drill --port 0` with its log in tmp; on 127.0.0.1 unless
+    host is None (the default, the whole LAN), run under `prefix` (e.g. ip netns exec)."""
 
     def __init__(self, tmp: Path, *args: str, command: str = "serve",
-                 env: dict[str, str] | None = None, stdin: int | None = None) -> None:
+                 env: dict[str, str] | None = None, stdin: int | None = None,
+                 host: str | None = "127.0.0.1", prefix: tuple[str, ...] = ()) -> None:
         self.log_path = tmp / f"class-{time.monotonic_ns()}.jsonl"
+        where = ("--host", host) if host else ()
         self.proc = subprocess.Popen(
-            netlab_cmd("class", command, "--host", "127.0.0.1", "--port", "0", "--log",
-                       str(self.log_path), *args),
+            [*prefix, *netlab_cmd("class", command, *where, "--port", "0", "--log",
+                                  str(self.log_path), *args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin or subprocess.DEVNULL,
             start_new_session=True, env={**os.environ, **(env or {})})
         first = self.line()
-        assert first.startswith("listening on 127.0.0.1:"), (first, self.stderr())
+        assert first.startswith(f"listening on {host or ''}"), (first, self.stderr())
         self.port = int(first.rpartition(":")[2])
         self.seen: list[str] = [first]
 
