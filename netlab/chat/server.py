@@ -18,9 +18,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import queue
-import select
 import socket
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -29,13 +27,18 @@ from typing import Any
 
 from netlab.chat import protocol as p
 from netlab.chat.room import Action, Broadcast, Close, Joined, Left, Room, Send
+from netlab.chat.sockets import (
+    DONTWAIT,
+    IS_WINDOWS,
+    LINGER_ZERO,
+    Waiter,
+    devnull,
+    raise_fd_limit,
+    tune,
+    wake_pair,
+)
 from netlab.diagnose.catalog import format_address, socket_problem
 
-IS_WINDOWS = sys.platform.startswith("win")
-# MSG_DONTWAIT makes one send non-blocking while the socket stays blocking for its reader
-# thread's recv(). Windows has no such flag: there the socket is non-blocking and the reader
-# waits in select() before each recv().
-_DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 _RECV_SIZE = 65536
 _THREAD_STACK = 256 * 1024  # a reader thread needs little; 8 MiB default x 10,000 threads
 _FD_MARGIN = 64  # fds kept for the listener, logs, pipes and the spare used to refuse
@@ -107,8 +110,8 @@ class ChatServer:
         self._stopped = threading.Event()
         # Wake-up pairs: one for the housekeeper (new backlog, new deadline, stop), one for
         # the accept loop (stop). poll() on them costs no CPU while nothing happens.
-        self._wake_r, self._wake_w = _wake_pair()
-        self._accept_wake_r, self._accept_wake_w = _wake_pair()
+        self._wake_r, self._wake_w = wake_pair()
+        self._accept_wake_r, self._accept_wake_w = wake_pair()
         self._woken = False
         self._threads: list[threading.Thread] = []
         self._readers: set[threading.Thread] = set()
@@ -157,7 +160,7 @@ class ChatServer:
             self.bind()
         self.stats.started = time.monotonic()
         try:
-            self._spare_fd = open(_devnull(), "rb")  # noqa: SIM115 - kept open on purpose
+            self._spare_fd = open(devnull(), "rb")  # noqa: SIM115 - kept open on purpose
         except OSError:
             self._spare_fd = None
         if self.config.small_stacks:
@@ -249,7 +252,7 @@ class ChatServer:
     def _accept_loop(self) -> None:
         listener = self._listener
         assert listener is not None
-        waiter = _Waiter()
+        waiter = Waiter()
         while not self._stopping.is_set():
             if not waiter.readable([listener, self._accept_wake_r]):
                 continue
@@ -264,7 +267,7 @@ class ChatServer:
                     break
                 self._accept_failed(exc)
                 continue
-            # POSIX: reader threads block in recv(), sends pass MSG_DONTWAIT. Windows has no
+            # POSIX: reader threads block in recv(), sends pass MSGDONTWAIT. Windows has no
             # such flag: the socket is non-blocking and readers wait in select().
             sock.setblocking(not IS_WINDOWS)
             self._admit(sock, addr)
@@ -284,7 +287,7 @@ class ChatServer:
                     pass
                 finally:
                     try:
-                        self._spare_fd = open(_devnull(), "rb")  # noqa: SIM115
+                        self._spare_fd = open(devnull(), "rb")  # noqa: SIM115
                     except OSError:
                         self._spare_fd = None
             time.sleep(0.05)  # back off instead of spinning
@@ -303,7 +306,7 @@ class ChatServer:
             self._warn_once("full", f"server full ({self.max_clients} clients); refusing")
             self._refuse(sock, f"server full (max {self.max_clients} clients)")
             return
-        _tune(sock, self.config.keepalive)
+        tune(sock, self.config.keepalive)
         conn = Conn(sock, peer)
         thread = threading.Thread(target=self._client, args=(conn,), daemon=True)
         with self._lock:
@@ -324,7 +327,7 @@ class ChatServer:
 
     def _refuse(self, sock: socket.socket, why: str) -> None:
         with contextlib.suppress(OSError):
-            sock.send(p.encode_line(p.error_line(why)), _DONTWAIT)
+            sock.send(p.encode_line(p.error_line(why)), DONTWAIT)
         with contextlib.suppress(OSError):
             sock.close()
 
@@ -340,7 +343,7 @@ class ChatServer:
             self._apply(self.room.connect(conn))
         if was_empty:
             self._wake()  # the housekeeper now has a deadline to watch
-        waiter = _Waiter() if IS_WINDOWS else None
+        waiter = Waiter() if IS_WINDOWS else None
         try:
             while True:
                 if waiter is not None and not waiter.readable([sock]):
@@ -390,7 +393,7 @@ class ChatServer:
             # Close with RST: the kernel frees the megabytes queued for a peer that
             # isn't reading at once, instead of keeping them in an orphaned socket.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_ZERO)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
         self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
         with contextlib.suppress(OSError):
             sock.close()
@@ -436,7 +439,7 @@ class ChatServer:
                 self._to_drop.append((conn, p.Reason.TOO_SLOW))
             return
         try:
-            sent = conn.sock.send(data, _DONTWAIT)
+            sent = conn.sock.send(data, DONTWAIT)
         except BlockingIOError:
             sent = 0
         except OSError as exc:
@@ -479,7 +482,7 @@ class ChatServer:
 
     def _housekeeper(self) -> None:
         """Drain backlogs as sockets become writable; end overdue handshakes."""
-        waiter = _Waiter()
+        waiter = Waiter()
         while not self._stopping.is_set():
             with self._lock:
                 watch = [c for c in self._backlogged if not c.gone]
@@ -507,7 +510,7 @@ class ChatServer:
             self._backlogged.discard(conn)
             return
         try:
-            sent = conn.sock.send(conn.pending, _DONTWAIT)
+            sent = conn.sock.send(conn.pending, DONTWAIT)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -533,116 +536,3 @@ class ChatServer:
             )
             return by_fds
         return max(1, wanted)
-
-
-_LINGER_ZERO = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
-
-
-def _wake_pair() -> tuple[socket.socket, socket.socket]:
-    r, w = socket.socketpair()
-    r.setblocking(False)
-    w.setblocking(False)
-    return r, w
-
-
-def _devnull() -> str:
-    return "nul" if IS_WINDOWS else "/dev/null"
-
-
-def raise_fd_limit() -> int | None:
-    """Raise the soft limit on open files to the hard limit; returns the soft limit now.
-
-    Debian's default soft limit is 1,024 and macOS's 256: far below 10,000 clients.
-    """
-    try:
-        import resource
-    except ImportError:  # Windows: no per-process fd limit of this kind
-        return None
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
-    if sys.platform == "darwin":
-        target = min(target, 10240)  # macOS refuses more than OPEN_MAX per process
-    if soft == resource.RLIM_INFINITY:
-        return 1 << 20
-    if target > soft:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            soft = target
-        except (ValueError, OSError):
-            pass
-    return int(soft)
-
-
-def _tune(sock: socket.socket, keepalive: bool) -> None:
-    """Per-connection options: chat lines go out at once, dead peers are noticed."""
-    with contextlib.suppress(OSError):
-        # Nagle's algorithm waits for the ACK of earlier data, and the peer delays its ACK
-        # up to ~40 ms: small chat lines would wait (RFC 896, RFC 1122 4.2.3.2).
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    if not keepalive:
-        return
-    # A peer whose machine vanished (cable, sleep, Wi-Fi) never sends FIN or RST. Keepalive
-    # probes after 60 s idle, 3 of them 10 s apart, find it; a silent but alive client
-    # answers the probes and is never dropped.
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    if IS_WINDOWS:
-        with contextlib.suppress(OSError, AttributeError, ValueError):
-            sock.ioctl(socket.SIO_KEEPALIVE_VALS, (1, 60_000, 10_000))  # type: ignore[attr-defined]
-        return
-    idle = getattr(socket, "TCP_KEEPIDLE", None) or getattr(socket, "TCP_KEEPALIVE", None)
-    for option, value in (
-        (idle, 60),
-        (getattr(socket, "TCP_KEEPINTVL", None), 10),
-        (getattr(socket, "TCP_KEEPCNT", None), 3),
-    ):
-        if option is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, option, value)
-
-
-class _Waiter:
-    """Waits on a few sockets without an fd of its own: poll() where it exists (no limit
-    on fd numbers, unlike select()), select() on Windows."""
-
-    def __init__(self) -> None:
-        self._poll = hasattr(select, "poll")
-
-    def readable(self, socks: list[socket.socket], timeout: float | None = None) -> bool:
-        if self._poll:
-            poller = select.poll()
-            for s in socks:
-                poller.register(s.fileno(), select.POLLIN)
-            ms = None if timeout is None else int(timeout * 1000)
-            try:
-                return bool(poller.poll(ms))
-            except InterruptedError:
-                return False
-        ready, _, _ = select.select(socks, [], [], timeout)
-        return bool(ready)
-
-    def wait(
-        self, wake: socket.socket, writers: list[socket.socket], timeout: float | None
-    ) -> set[socket.socket]:
-        """Wait for the wake-up socket or for writable sockets; returns the writable ones."""
-        if self._poll:
-            poller = select.poll()
-            poller.register(wake.fileno(), select.POLLIN)
-            by_fd: dict[int, socket.socket] = {}
-            for s in writers:
-                fd = s.fileno()
-                if fd >= 0:
-                    by_fd[fd] = s
-                    poller.register(fd, select.POLLOUT)
-            ms = None if timeout is None else int(timeout * 1000)
-            try:
-                events = poller.poll(ms)
-            except InterruptedError:
-                return set()
-            return {by_fd[fd] for fd, _ in events if fd in by_fd}
-        live = [s for s in writers if s.fileno() >= 0]
-        try:
-            _, ready, _ = select.select([wake], live, [], timeout)
-        except (OSError, ValueError):
-            return set()
-        return set(ready)
