@@ -11,7 +11,7 @@ failed (the answer to "does it hold up?" is no); 2 usage (also a remote target w
     {"target": {"host", "port", "protocol", "pid", "process"},
      "options": {"clients", "senders", "messages", "rate", "size"},   # rate null: --max
      "connect": {"clients", "joined", "failed", "errors": {name: count}, "seconds",
-                 "in_flight", "connect_ms": LAT, "handshake_ms": LAT},
+                 "in_flight", "connect_ms": LAT, "handshake_ms": LAT, "server": SRV},
      "chat": CHAT,                                   # absent with --messages 0
      "slow_readers": {"stalled", "joined", "dropped", "dropped_after_s": [s, ...],
                       "newcomer_ok", "newcomer_join_ms", "server_rss_growth_kib",
