@@ -151,7 +151,7 @@ def bench(host: str, port: int, clients: int, senders: int, messages: int, rate:
                    churn_concurrency=concurrency or 1, bad_input=bad_input, cases=cases,
                    pid=pid, workers=workers, window=window, time_limit=time_limit)
     watch = _watch(host, port, pid)
-    from netlab.chat.server import raise_fd_limit
+    from netlab.chat.sockets import raise_fd_limit
 
     raise_fd_limit()  # 5,000 clients need 5,000 fds; Debian's soft limit is 1,024
     progress = ProgressBar(enabled=True)
