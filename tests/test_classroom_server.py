@@ -298,3 +298,43 @@ def test_drill_rounds_graded_against_the_real_fault(
     assert srv.proc.wait(WAIT) == 0
     rounds = [(e["round"], e["fault"]) for e in srv.events() if e["type"] == "drill_round"]
     assert rounds == [(1, "wrong-port"), (2, "backlog-full")]
+
+
+def test_on_a_terminal_the_roster_is_a_table_redrawn_in_place(tmp_path: Path) -> None:
+    import pty
+    import select as select_mod
+
+    primary, secondary = pty.openpty()
+    env = {**os.environ, "TERM": "xterm", "COLUMNS": "100"}
+    proc = subprocess.Popen(
+        netlab_cmd("class", "serve", "--host", "127.0.0.1", "--port", "0", "--log",
+                   str(tmp_path / "c.jsonl")),
+        stdin=secondary, stdout=secondary, stderr=subprocess.DEVNULL, env=env,
+        start_new_session=True)
+    os.close(secondary)
+    screen = b""
+
+    def read_until(needle: bytes) -> None:
+        nonlocal screen
+        deadline = time.monotonic() + WAIT
+        while needle not in screen:
+            left = deadline - time.monotonic()
+            assert left > 0, screen[-500:]
+            if select_mod.select([primary], [], [], left)[0]:
+                screen += os.read(primary, 65536)
+
+    try:
+        read_until(b"online")
+        port = int(screen.split(b"listening on 127.0.0.1:")[1].split(b"\r")[0])
+        alice = LineClient(port).join("alice")
+        read_until(b"netlab class: 1 online")
+        assert b"alice" in screen.split(b"netlab class: 1 online")[1]
+        assert b"\x1b[1A" in screen  # the cursor goes back up: redrawn, not scrolled
+        alice.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(WAIT)
+        os.close(primary)
