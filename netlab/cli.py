@@ -82,6 +82,8 @@ def _register() -> None:
     from netlab.diagnose.commands import diagnose, explain
     cli.add_command(diagnose)
     cli.add_command(explain)
+    from netlab.exercises.commands import check
+    cli.add_command(check)
     from netlab.classroom.commands import class_group
     cli.add_command(class_group)
 
