@@ -6,6 +6,9 @@ commands (a test asserts `import netlab.cli` loads none of them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from netlab.chat import protocol as p
@@ -23,7 +26,10 @@ def _err(text: str) -> None:
     click.echo(text, err=True)
 
 
-def _server_options(f):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _server_options(f: F) -> F:
     options = [
         click.option("--host", default=None,
                      help="Address to listen on [default: '::' and 0.0.0.0, the whole LAN]."),
@@ -67,10 +73,8 @@ def serve(fault: str | None, **options: object) -> None:
     """
     from netlab.classroom.session import ClassSession
 
-    session = ClassSession.open(**options)  # type: ignore[arg-type]
+    session = ClassSession.open(**options, fault=fault)  # type: ignore[arg-type]
     with session:
-        if fault is not None:
-            session.start_round(1, fault)
         session.wait()
     raise click.exceptions.Exit(ExitStatus.OK)
 

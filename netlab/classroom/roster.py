@@ -59,8 +59,6 @@ class RosterState:
         elif kind == "refused":
             who = f"{nick} at {ev['address']}" if nick else str(ev["address"])
             line = f"x refused {who}: {ev['reason']}"
-        elif kind == "drill_round":
-            line = f"# drill round {ev['round']} started"
         elif kind == "drill_answer":
             verdict = "correct" if ev["correct"] else "wrong"
             extra = "" if ev.get("counted", True) else " (again; not counted)"

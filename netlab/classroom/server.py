@@ -50,7 +50,7 @@ class ClassServer(ChatServer):
                  policy: Policy | None = None, password: str | None = None,
                  log: Logger | None = None, proof_timeout: float = 3.0) -> None:
         super().__init__(config, log=log)
-        self.room: ClassRoom = ClassRoom(password)  # type: ignore[assignment]
+        self.room: ClassRoom = ClassRoom(password)
         self.events = events
         self.policy = policy or Policy()
         self.proof_timeout = proof_timeout
@@ -89,31 +89,31 @@ class ClassServer(ChatServer):
 
     # ------------------------------------------------------------------ actions (lock held)
     def _apply(self, actions: list[Action]) -> None:
-        for action in actions:
-            kind = type(action)
-            if kind is Joined:
-                conn = action.who  # type: ignore[union-attr]
-                address = host_of(conn.peer)  # type: ignore[union-attr]
-                self._seats[conn] = Seat(action.nick, address)  # type: ignore[union-attr]
-                self.events.emit(event("join", nick=action.nick, address=address,  # type: ignore[union-attr]
-                                       port=_port_of(conn.peer)))  # type: ignore[union-attr]
-            elif kind is Left:
-                seat = self._seats.pop(action.who, None)  # type: ignore[union-attr]
+        items: list[object] = list(actions)  # the class room adds its own action types
+        for action in items:
+            if isinstance(action, Joined):
+                conn: Conn = action.who  # type: ignore[assignment]
+                address = host_of(conn.peer)
+                self._seats[conn] = Seat(action.nick, address)
+                self.events.emit(event("join", nick=action.nick, address=address,
+                                       port=_port_of(conn.peer)))
+            elif isinstance(action, Left):
+                seat = self._seats.pop(action.who, None)
                 if seat is not None:
-                    self._log_leave(seat, action.reason)  # type: ignore[union-attr]
-            elif kind is Said:
-                seat = self._seats.get(action.who)  # type: ignore[union-attr]
+                    self._log_leave(seat, action.reason)
+            elif isinstance(action, Said):
+                seat = self._seats.get(action.who)
                 if seat is not None:
                     seat.messages += 1
                     self.events.emit(event("message", nick=seat.nick, address=seat.address))
-            elif kind is ProofRequest:
-                self._start_proof(action)  # type: ignore[arg-type]
-            elif kind is DrillSubmit:
-                self._answer(action)  # type: ignore[arg-type]
-            elif kind is PasswordRefused:
-                conn = action.who  # type: ignore[union-attr]
-                self.events.emit(event("refused", address=host_of(conn.peer),  # type: ignore[union-attr]
-                                       reason="wrong password", nick=action.nick))  # type: ignore[union-attr]
+            elif isinstance(action, ProofRequest):
+                self._start_proof(action)
+            elif isinstance(action, DrillSubmit):
+                self._answer(action)
+            elif isinstance(action, PasswordRefused):
+                conn = action.who  # type: ignore[assignment]
+                self.events.emit(event("refused", address=host_of(conn.peer),
+                                       reason="wrong password", nick=action.nick))
         super()._apply(actions)
 
     def _log_leave(self, seat: Seat, reason: str) -> None:

@@ -56,13 +56,17 @@ class ClassSession:
         self.drill_port = drill_port
         self.fault_delay = fault_delay
         self.endpoint: FaultEndpoint | None = None
+        self.named: list[tuple[str, str]] = []  # (address, interface) students may use
         self.addresses: list[str] = []
 
     # ------------------------------------------------------------------ setting up
     @classmethod
     def open(cls, host: str | None, port: int, log_path: str | None, allow: tuple[str, ...],
              deny: tuple[str, ...], use_password: bool, max_clients: int | None,
-             drill_port: int | None, fault_delay: float) -> ClassSession:
+             drill_port: int | None, fault_delay: float,
+             fault: str | None = None) -> ClassSession:
+        """Bind, start the drill server of `fault` (round 1) if given, then accept: a
+        student's first /drill can never arrive before the round exists."""
         policy = Policy.parse(allow, deny)  # UsageError: exit 2
         password = _password() if use_password else None
         secret = load_secret()
@@ -91,25 +95,34 @@ class ClassSession:
         if drill_port is None:
             drill_port = server.address[1] + 1 if port else 0
         self = cls(server, events, roster, drill_port, fault_delay)
+        self.named = _named_addresses(server.address[0])
+        self.addresses = [address for address, _ in self.named]
         events.emit(event("start", host=server.address[0], port=server.address[1],
                           drill_port=drill_port, password=password is not None,
                           max_clients=server.max_clients, **policy.to_json()))
+        try:
+            if fault is not None:
+                self._setup_round(1, fault)
+        except BaseException:
+            server.stop()
+            events.close()
+            raise
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(ValueError, OSError, AttributeError):
                 signal.signal(signum, lambda *_: server.request_stop())
         server.start()
         self._announce(path)
+        if fault is not None:
+            self._print_round(1)
         return self
 
     def _announce(self, path: Path) -> None:
         host, port = self.server.address  # type: ignore[misc]
         _out(f"listening on {format_address(host, port)}")
         _out(f"class log: {path}")
-        named = _named_addresses(host)
-        self.addresses = [address for address, _ in named]
-        if named:
+        if self.named:
             _out("students connect to:")
-            for address, where in named:
+            for address, where in self.named:
                 _out(f"  {format_address(address, port)}    ({where})")
             suffix = "" if port == p.DEFAULT_PORT else f" --port {port}"
             _out(f"projector: netlab chat --host {self.addresses[0]}{suffix}")
@@ -120,21 +133,28 @@ class ClassSession:
         _err(f"up to {self.server.max_clients} clients; Ctrl-C stops the class")
 
     # ------------------------------------------------------------------ drills
-    def start_round(self, round_no: int, fault: str) -> int:
+    def start_round(self, round_no: int, fault: str) -> None:
+        self._setup_round(round_no, fault)
+        self._print_round(round_no)
+
+    def _setup_round(self, round_no: int, fault: str) -> None:
         host = self.server.config.host
         endpoint = FaultEndpoint(fault, host, self.drill_port, self.fault_delay)
         announced = endpoint.start()
         self.endpoint = endpoint
         self.drill_port = announced  # the next round keeps the announced port
         shown = self.addresses[0] if self.addresses else host
-        class_port = self.server.address[1]  # type: ignore[index]
         self.server.set_drill(round_no, fault, format_address(shown, announced))
+
+    def _print_round(self, round_no: int) -> None:
+        shown = self.addresses[0] if self.addresses else self.server.config.host
+        announced = self.drill_port
+        class_port = self.server.address[1]  # type: ignore[index]
         _out(f"drill round {round_no}: the drill server is at {format_address(shown, announced)}")
         _out(f"  students: netlab diagnose --connect {format_address(shown, announced)}")
         _out(f"  then:     netlab check drill ANSWER --server "
              f"{format_address(shown, class_port)}")
         _out(f"  answers:  {answer_menu()}")
-        return announced
 
     def end_round(self, round_no: int) -> None:
         fault = self.server.drill_fault
