@@ -37,9 +37,14 @@ from netlab.errors import ExitStatus, UsageError
               help="Kilobytes of chat exercise 6 sends while one client stalls.")
 @click.option("--json", "as_json", is_flag=True,
               help="One JSON object on stdout (for graders); narration on stderr.")
+@click.option("--server", metavar="HOST:PORT", default=None,
+              help="The class server (netlab class serve): prove exercise 1 or 9 across the "
+                   "LAN, or hand in `drill ANSWER` (class password: NETLAB_CLASS_PASSWORD).")
+@click.option("--nick", envvar="NETLAB_NICK", default=None,
+              help="Your nickname on the class server (also NETLAB_NICK).")
 def check(name: str | None, command: tuple[str, ...], show_list: bool, starter: bool,
           answers: Path | None, timeout: float, step: float, clients: int, volume_kb: int,
-          as_json: bool) -> None:
+          as_json: bool, server: str | None, nick: str | None) -> None:
     """Check an exercise: NAME is its number or name (`netlab check --list`).
 
     \b
@@ -65,6 +70,15 @@ def check(name: str | None, command: tuple[str, ...], show_list: bool, starter: 
     if not name:
         names = ", ".join(f"{ex.number} ({ex.name})" for ex in all_exercises())
         raise UsageError("name an exercise, or use --list", f"the exercises are: {names}")
+    if name.strip().lower() == "drill" or server is not None:  # the classroom (issue 9)
+        from netlab.classroom.check import lan_exercise, run_drill
+
+        if name.strip().lower() == "drill":
+            run_drill(list(command), server, nick, as_json)
+        assert server is not None
+        _run(lan_exercise(name, list(command), server, nick), list(command), None, timeout,
+             step, {}, as_json, server=server)
+        return
     exercise = find_exercise(name)
     if starter:
         click.echo(exercise.starter_text(), nl=False)
@@ -81,7 +95,8 @@ def check(name: str | None, command: tuple[str, ...], show_list: bool, starter: 
 
 
 def _run(exercise: object, command: list[str], answers: Path | None, timeout: float,
-         step: float, options: dict[str, int], as_json: bool) -> None:
+         step: float, options: dict[str, int], as_json: bool,
+         server: str | None = None) -> None:
     from netlab.exercises import progress
     from netlab.exercises.registry import CheckContext, Exercise
     from netlab.exercises.report import CheckResult, to_json, to_text
@@ -89,7 +104,7 @@ def _run(exercise: object, command: list[str], answers: Path | None, timeout: fl
     assert isinstance(exercise, Exercise)
     env = Environment()
     ctx = CheckContext(command=command, timeout=timeout, step=step, answers=answers,
-                       options=dict(options),
+                       options=dict(options), server=server,
                        narrate=lambda text: click.echo(text, err=True))
     click.echo(f"checking exercise {exercise.number} ({exercise.name}): {exercise.title}",
                err=True)
