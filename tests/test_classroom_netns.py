@@ -316,3 +316,28 @@ def test_each_drill_fault_is_what_diagnose_says(
 print(json.dumps(submit_drill({fault!r}, TARGET, "alice").to_json()))
 """)
     assert isinstance(graded, dict) and graded["correct"] is True, graded
+
+
+SERVER_PROGRAM = ("import socket, sys, time\n"
+                  "s = socket.create_server((sys.argv[1], int(sys.argv[2])))\n"
+                  "print('listening on %s:%s' % (sys.argv[1], sys.argv[2]), flush=True)\n"
+                  "time.sleep(60)\n")
+
+
+def test_netlab_check_proves_exercises_1_and_9_across_the_lan(
+        lan: Lan, start_class: Callable[..., ClassProcess]) -> None:
+    srv = start_class()
+    server = f"{lan.server_ip}:{srv.port}"
+    done = lan.run(lan.student, *netlab_cmd("check", "9", "--server", server, "--nick", "erin",
+                                            "--json"), timeout=WAIT * 2)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    (criterion,) = json.loads(done.stdout)["criteria"]
+    token = criterion["detail"].split("token ")[1].split()[0]
+    done = lan.run(lan.student, *netlab_cmd(
+        "check", "1", "--server", server, "--nick", "erin", "--json", "--",
+        sys.executable, "-c", SERVER_PROGRAM, "{host}", "{port}"), timeout=WAIT * 2)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    result = json.loads(done.stdout)
+    assert [c["passed"] for c in result["criteria"]] == [True, True]
+    proofs = {e["exercise"]: e["token"] for e in srv.events() if e["type"] == "proof"}
+    assert proofs["9"] == token and set(proofs) == {"1", "9"}

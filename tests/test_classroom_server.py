@@ -338,3 +338,29 @@ def test_on_a_terminal_the_roster_is_a_table_redrawn_in_place(tmp_path: Path) ->
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(WAIT)
         os.close(primary)
+
+
+def test_netlab_check_drill_and_the_same_machine_rule(
+        start_class: Callable[..., ClassProcess]) -> None:
+    srv = start_class("--fault", "silent-handshake")
+    server = f"127.0.0.1:{srv.port}"
+    done = run("check", "drill", "silent", "--server", server, "--nick", "alice", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"type": "drill", "answer": "silent", "ok": True,
+                                       "message": "*** DRILL 1 correct", "token": None,
+                                       "correct": True}
+    done = run("check", "drill", "wrong", "port", "--server", server, "--nick", "bob")
+    assert done.returncode == 1 and done.stdout == "DRILL 1 wrong: wrong port\n"
+    done = run("check", "drill", "slow", "--server", server, "--nick", "bob")
+    assert done.returncode == 3 and "your first answer counts" in done.stderr
+    # On the class server's own machine exercise 9 can't be proven: no second machine.
+    done = run("check", "9", "--server", server, "--nick", "carol", "--json")
+    assert done.returncode == 1
+    (criterion,) = json.loads(done.stdout)["criteria"]
+    assert not criterion["passed"] and "needs a second machine" in criterion["detail"]
+    for args in (("check", "3", "--server", server, "--nick", "x"),
+                 ("check", "9", "--server", server),
+                 ("check", "drill", "--server", server, "--nick", "x"),
+                 ("check", "drill", "silent", "--nick", "x")):
+        done = run(*args)
+        assert done.returncode == 2, (args, done.stderr)
