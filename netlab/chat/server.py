@@ -202,10 +202,16 @@ class ChatServer:
             self._to_drop.clear()
         self._wake()
         deadline = time.monotonic() + timeout
-        for thread in [*self._threads, *list(self._readers)]:
+        with self._lock:
+            readers = list(self._readers)
+        writer, *workers = self._threads or [None]
+        for thread in [*workers, *readers]:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
+        # The log writer goes last, so the departures logged above are still written.
         self._log_queue.put(None)
+        if writer is not None:
+            writer.join(max(0.2, deadline - time.monotonic()))
         for sock in (self._wake_r, self._wake_w, self._accept_wake_r, self._accept_wake_w):
             with contextlib.suppress(OSError):
                 sock.close()
