@@ -16,7 +16,7 @@ from netlab.exercises.registry import all_exercises
 from tests.conftest import netlab_cmd
 
 HERE = Path(__file__).parent / "exercise_solutions"
-STEP = "2"
+STEP = "2.5"  # failing runs wait this long per step; good programs answer in ms
 FAST = ["--step", STEP, "--timeout", "15", "--clients", "6", "--volume-kb", "6144"]
 
 
@@ -52,7 +52,7 @@ PROGRAMS = [
     (3, starter("ex03_stream.py"), "one byte at a time"),
     (3, HERE / "ex03_server.py", None),
     (3, HERE / "ex03_wrong_single_recv.py", "BYTES 10"),
-    (4, starter("chat_server.py"), "")  # the tutorial server fails anywhere,
+    (4, starter("chat_server.py"), ""),  # the tutorial server fails somewhere: any FAIL
     (4, HERE / "chat_server.py", None),
     (4, HERE / "ex04_wrong_no_limit.py", "1 MB line is not passed on"),
     (5, starter("chat_server.py"), ""),
