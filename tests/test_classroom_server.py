@@ -315,9 +315,14 @@ def test_on_a_terminal_the_roster_is_a_table_redrawn_in_place(tmp_path: Path) ->
     screen = b""
 
     def read_until(needle: bytes, after: bytes = b"") -> None:
+        """Read until `needle` appears (after `after`, when given)."""
         nonlocal screen
         deadline = time.monotonic() + WAIT
-        while after not in screen or needle not in screen.split(after, 1)[-1]:
+        def seen() -> bool:
+            _, sep, rest = screen.partition(after) if after else (b"", b"", screen)
+            return (sep or not after) and needle in rest
+
+        while not seen():
             left = deadline - time.monotonic()
             assert left > 0, screen[-500:]
             if select_mod.select([primary], [], [], left)[0]:
