@@ -7,7 +7,6 @@ when, and only when, a lesson is shown on a terminal.
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -20,6 +19,7 @@ from netlab.lessons import (
     render_terminal,
     terminal_size,
 )
+from netlab.output import encodable as _encodable
 
 
 @click.command("lessons")
@@ -64,12 +64,3 @@ def lesson(which: str, raw: bool, no_pager: bool) -> None:
         click.echo_via_pager(text, color=env.color)
     else:
         click.echo(text, nl=False, color=env.color)
-
-
-def _encodable(text: str) -> str:
-    """A Windows pipe may be cp1252: replace what it cannot show instead of crashing."""
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    try:
-        return text.encode(encoding, "replace").decode(encoding)
-    except LookupError:
-        return text

@@ -13,6 +13,8 @@ import click
 
 from netlab.chat import protocol as p
 from netlab.errors import ExitStatus, UsageError
+from netlab.output import err as _err
+from netlab.output import out as _out
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
                "mib": 1024**2}
@@ -40,15 +42,6 @@ class ByteSize(click.ParamType):
         return size
 
 
-def _out(text: str) -> None:
-    """stdout, flushed at once: tests and scripts wait for these lines."""
-    click.echo(text)
-    sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    with contextlib.suppress(Exception):
-        click.echo(text, err=True)
 
 
 @click.command()

@@ -14,16 +14,12 @@ import click
 from netlab.chat import protocol as p
 from netlab.classroom.drills import FAULTS
 from netlab.errors import ExitStatus, NetlabError, UsageError
+from netlab.output import err as _err
+from netlab.output import out as _out
 
 DRILL_HELP = "Faults: " + ", ".join(FAULTS) + "."
 
 
-def _out(text: str) -> None:
-    click.echo(text)
-
-
-def _err(text: str) -> None:
-    click.echo(text, err=True)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

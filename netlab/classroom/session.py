@@ -29,18 +29,12 @@ from netlab.classroom.secret import load_secret
 from netlab.classroom.server import ClassServer
 from netlab.diagnose.catalog import format_address
 from netlab.errors import SocketProblem, UsageError
+from netlab.output import err as _err
+from netlab.output import out as _out
 
 PASSWORD_ENV = "NETLAB_CLASS_PASSWORD"
 
 
-def _out(text: str) -> None:
-    click.echo(text)
-    sys.stdout.flush()
-
-
-def _err(text: str) -> None:
-    with contextlib.suppress(Exception):
-        click.echo(text, err=True)
 
 
 def _chat_log(text: str) -> None:

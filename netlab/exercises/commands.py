@@ -15,6 +15,7 @@ import click
 
 from netlab.env import Environment
 from netlab.errors import ExitStatus, UsageError
+from netlab.output import encodable as _encodable
 
 
 @click.command("check", context_settings={"help_option_names": ["-h", "--help"]})
@@ -123,14 +124,3 @@ def _run(exercise: object, command: list[str], answers: Path | None, timeout: fl
         click.echo(_encodable(to_text(result, env.color)), nl=False, color=env.color)
     if not result.passed:
         click.get_current_context().exit(ExitStatus.NO)
-
-
-def _encodable(text: str) -> str:
-    """A Windows console may be cp1252: replace what it cannot show instead of crashing."""
-    import sys
-
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    try:
-        return text.encode(encoding, "replace").decode(encoding)
-    except LookupError:
-        return text
