@@ -71,15 +71,22 @@ class Stats:
 
 
 class Conn:
-    """One client connection: its socket and its pending outgoing bytes."""
+    """One client connection: its socket and the bytes still on their way to it."""
 
-    __slots__ = ("deadline", "gone", "peer", "pending", "reason", "sock")
+    __slots__ = ("closed", "deadline", "dirty", "discard", "gone", "out", "peer", "queued",
+                 "reason", "shut", "sock", "unsent")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
-        self.pending: bytearray | None = None  # bytes the kernel has not taken yet
-        self.gone = False  # dropped: nothing more is sent, its reader closes the socket
+        self.out: list[bytes] = []  # delivered, not yet handed to the kernel
+        self.unsent = b""  # what the kernel did not take last time (its buffer was full)
+        self.queued = 0  # bytes in out + unsent: what --max-queue bounds
+        self.dirty = False  # listed for the next flush
+        self.gone = False  # left the room: no new deliveries
+        self.discard = False  # dropped for an error or slowness: nothing more is sent
+        self.shut = False  # shutdown() done: its reader has been woken
+        self.closed = False  # its reader closed the socket
         self.reason = p.Reason.CLOSED
         self.deadline = 0.0  # end of the handshake allowance
 
@@ -88,6 +95,42 @@ class Conn:
 
 
 Logger = Callable[[str], None]
+_FLUSH_DELAY = 0.002  # the longest a contended lock may hold back queued lines, seconds
+
+
+class RoomLock:
+    """The lock around the room. Leaving it flushes what the locked sections delivered.
+
+    Deliveries only queue bytes (a list append). The thread leaving the lock sends them,
+    still holding it, unless other threads are waiting for the lock: then the last of
+    them sends everything at once, each client's lines in one send(). Under load that
+    batches several lines per packet, as Nagle's algorithm would, without its 40 ms wait
+    (RFC 896); when idle, a line goes out at once. Sending under the lock keeps the
+    waiting threads off the GIL, so the sending thread is not slowed by them.
+    """
+
+    __slots__ = ("_server", "_waiters", "raw")
+
+    def __init__(self, server: ChatServer) -> None:
+        self.raw = threading.Lock()
+        self._server = server
+        self._waiters: list[None] = []  # append/pop are atomic: a count without a lock
+
+    def __enter__(self) -> RoomLock:
+        self._waiters.append(None)
+        self.raw.acquire()
+        self._waiters.pop()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        server = self._server
+        try:
+            if server._dirty and (
+                not self._waiters or time.monotonic() - server._dirty_since > _FLUSH_DELAY
+            ):
+                server._flush()
+        finally:
+            self.raw.release()
 
 
 class ChatServer:
@@ -100,7 +143,10 @@ class ChatServer:
         self._log_sink = log
         self._log_queue: queue.Queue[str | None] = queue.Queue(maxsize=10000)
         self._log_dropped = 0
-        self._lock = threading.Lock()
+        self._lock = RoomLock(self)
+        self._flushed = threading.Condition(self._lock.raw)  # a flush round finished
+        self._dirty: list[Conn] = []  # connections with queued bytes, in order
+        self._dirty_since = 0.0
         self._listener: socket.socket | None = None
         self._conns: set[Conn] = set()  # every accepted connection not yet closed
         self._handshaking: set[Conn] = set()
@@ -181,10 +227,11 @@ class ChatServer:
             pass
 
     def request_stop(self) -> None:
+        """Safe from a signal handler: takes no lock."""
         self._stopping.set()
-        self._wake()
-        with contextlib.suppress(OSError):
-            self._accept_wake_w.send(b"x")
+        for pipe in (self._wake_w, self._accept_wake_w):
+            with contextlib.suppress(OSError):
+                pipe.send(b"x")
 
     def stop(self, timeout: float = 0.8) -> None:
         """Tell every client, close everything, return within about a second."""
@@ -200,7 +247,7 @@ class ChatServer:
                 self._deliver(conn, bye)
                 self._drop(conn, p.Reason.SHUTDOWN, announce=False)
             self._to_drop.clear()
-        self._wake()
+            self._wake()
         deadline = time.monotonic() + timeout
         with self._lock:
             readers = list(self._readers)
@@ -344,11 +391,10 @@ class ChatServer:
         reason = p.Reason.CLOSED
         with self._lock:
             conn.deadline = time.monotonic() + self.config.handshake_timeout
-            was_empty = not self._handshaking
+            if not self._handshaking:
+                self._wake()  # the housekeeper now has a deadline to watch
             self._handshaking.add(conn)
             self._apply(self.room.connect(conn))
-        if was_empty:
-            self._wake()  # the housekeeper now has a deadline to watch
         waiter = Waiter() if IS_WINDOWS else None
         try:
             while True:
@@ -383,27 +429,31 @@ class ChatServer:
             reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
         with self._lock:
             self._drop(conn, reason)
-            leftover = conn.pending if conn.reason == p.Reason.QUIT else None
-            conn.pending = None
-        self._finish(conn, leftover)
+        self._finish(conn)
 
-    def _finish(self, conn: Conn, leftover: bytearray | None) -> None:
+    def _finish(self, conn: Conn) -> None:
+        """Close the socket (after /quit's farewell is out, or a second has passed)."""
         sock = conn.sock
-        if leftover:
-            # /quit: let the farewell out, but never wait long for a peer that won't read.
+        with self._lock.raw:
+            deadline = time.monotonic() + 1.0
+            while conn.reason == p.Reason.QUIT and (conn.out or conn.unsent):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._flushed.wait(min(left, 0.05))
+            conn.closed = conn.discard = True
+            conn.out, conn.unsent = [], b""
+            self._backlogged.discard(conn)
+            if conn.reason == p.Reason.TOO_SLOW:
+                # Close with RST: the kernel frees the megabytes queued for a peer that
+                # isn't reading at once, instead of keeping them in an orphaned socket.
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+            self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
+            # Closed under the lock: no flush can pick this socket (or a new one that
+            # reuses its fd number) afterwards.
             with contextlib.suppress(OSError):
-                sock.setblocking(True)
-                sock.settimeout(1.0)
-                sock.sendall(leftover)
-        if conn.reason == p.Reason.TOO_SLOW:
-            # Close with RST: the kernel frees the megabytes queued for a peer that
-            # isn't reading at once, instead of keeping them in an orphaned socket.
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-        self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
-        with contextlib.suppress(OSError):
-            sock.close()
-        with self._lock:
+                sock.close()
             self._conns.discard(conn)
             self._readers.discard(threading.current_thread())
 
@@ -437,27 +487,21 @@ class ChatServer:
             self._drop(conn, reason)
 
     def _deliver(self, conn: Conn, data: bytes) -> None:
+        """Queue bytes for one client; the flush when the lock is left sends them."""
         if conn.gone:
             return
-        if conn.pending is not None:  # a backlog exists: queue behind it to keep the order
-            conn.pending += data
-            if len(conn.pending) > self.config.max_queue:
+        conn.out.append(data)
+        conn.queued += len(data)
+        if conn.unsent:
+            # Its kernel buffer is full: it waits for the socket to become writable, and
+            # what piles up meanwhile is what --max-queue bounds.
+            if conn.queued > self.config.max_queue:
                 self._to_drop.append((conn, p.Reason.TOO_SLOW))
-            return
-        try:
-            sent = conn.sock.send(data, DONTWAIT)
-        except BlockingIOError:
-            sent = 0
-        except OSError as exc:
-            reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
-            self._to_drop.append((conn, reason))
-            return
-        if self.config.trace:
-            self._trace(f"send() {sent} of {len(data)} bytes to {self._name(conn)}")
-        if sent < len(data):
-            conn.pending = bytearray(data[sent:])
-            self._backlogged.add(conn)
-            self._wake()
+        elif not conn.dirty:
+            conn.dirty = True
+            if not self._dirty:
+                self._dirty_since = time.monotonic()
+            self._dirty.append(conn)
 
     def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
         """Remove a client from the room (once); its reader thread closes the socket."""
@@ -466,20 +510,76 @@ class ChatServer:
         conn.gone = True
         conn.reason = reason
         self._handshaking.discard(conn)
-        self._backlogged.discard(conn)
+        if reason in (p.Reason.TOO_SLOW, p.Reason.RESET, p.Reason.CLOSED):
+            conn.discard = True  # nobody is listening: what is queued goes nowhere
+            conn.out, conn.unsent, conn.queued = [], b"", 0
+            self._backlogged.discard(conn)
         if reason == p.Reason.TOO_SLOW:
             self.stats.dropped_slow += 1
         actions = self.room.disconnect(conn, reason)
         if announce:
             self._apply(actions)
-        if reason != p.Reason.QUIT:
-            # Wake the reader thread blocked in recv(); it sees EOF and closes the socket.
-            # (/quit is handled by the reader itself, after its farewell is flushed.)
+        if reason != p.Reason.QUIT and not conn.out:
+            self._shutdown(conn)
+        # Otherwise the flush that sends its last lines (a timeout notice, the shutdown
+        # line) shuts it down; /quit is finished by the reader itself.
+
+    def _shutdown(self, conn: Conn) -> None:
+        """Wake the reader thread blocked in recv(): it sees EOF and closes the socket."""
+        if not conn.shut and not conn.closed:
+            conn.shut = True
             with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
 
+    # ------------------------------------------------------------------ flushing
+    def _flush(self) -> None:
+        """Hand every queued byte to the kernel, one send() per client (lock held)."""
+        while self._dirty:
+            work = self._take_dirty()
+            self._settle([(conn, data, _send(conn.sock, data)) for conn, data in work])
+        self._flushed.notify_all()
+
+    def _take_dirty(self) -> list[tuple[Conn, bytes]]:
+        work = []
+        for conn in self._dirty:
+            conn.dirty = False
+            if conn.discard:
+                continue
+            data = conn.out[0] if len(conn.out) == 1 else b"".join(conn.out)
+            conn.out = []
+            if conn.unsent:
+                data, conn.unsent = conn.unsent + data, b""
+            if data:
+                work.append((conn, data))
+        self._dirty = []
+        return work
+
+    def _settle(self, results: list[tuple[Conn, bytes, int]]) -> None:
+        for conn, data, sent in results:
+            if sent < 0:  # the peer is gone: -errno
+                if not conn.gone:
+                    reset = -sent == errno.ECONNRESET
+                    self._to_drop.append((conn, p.Reason.RESET if reset else p.Reason.CLOSED))
+                continue
+            if self.config.trace:
+                self._trace(f"send() {sent} of {len(data)} bytes to {self._name(conn)}")
+            conn.queued -= sent
+            if sent < len(data) and not conn.discard:
+                conn.unsent = data[sent:]
+                self._backlogged.add(conn)
+                self._wake()  # the housekeeper waits until the socket is writable
+                if conn.queued > self.config.max_queue:
+                    self._to_drop.append((conn, p.Reason.TOO_SLOW))
+            else:
+                self._backlogged.discard(conn)
+            if conn.gone and conn.reason != p.Reason.QUIT:
+                self._shutdown(conn)  # a dropped client gets one last try, never a wait
+        self._apply([])
+
     # ------------------------------------------------------------------ housekeeping
     def _wake(self) -> None:
+        """Wake the housekeeper. Call with the lock held: it resets the flag and drains
+        the pipe under the lock, so no wake-up can fall between the two and be lost."""
         if self._woken:
             return
         self._woken = True
@@ -487,46 +587,30 @@ class ChatServer:
             self._wake_w.send(b"x")
 
     def _housekeeper(self) -> None:
-        """Drain backlogs as sockets become writable; end overdue handshakes."""
+        """Flush clients whose full buffers drained; end overdue handshakes."""
         waiter = Waiter()
         while not self._stopping.is_set():
-            with self._lock:
-                watch = [c for c in self._backlogged if not c.gone]
+            with self._lock.raw:
+                watch = [c for c in self._backlogged if not c.discard]
                 timeout = None
                 if self._handshaking:
                     first = min(c.deadline for c in self._handshaking)
                     timeout = max(0.0, first - time.monotonic()) + 0.01
             writable = waiter.wait(self._wake_r, [c.sock for c in watch], timeout)
-            with self._lock:
+            with self._lock:  # leaving it flushes
                 self._woken = False
                 with contextlib.suppress(OSError):
                     while self._wake_r.recv(4096):
                         pass
                 for conn in watch:
-                    if conn.sock in writable:
-                        self._flush(conn)
+                    if conn.sock in writable and not conn.dirty and not conn.discard:
+                        conn.dirty = True
+                        self._dirty.append(conn)
                 now = time.monotonic()
                 for conn in [c for c in self._handshaking if c.deadline <= now]:
                     self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
                     self._drop(conn, p.Reason.TIMEOUT)
                 self._apply([])
-
-    def _flush(self, conn: Conn) -> None:
-        if conn.gone or not conn.pending:
-            self._backlogged.discard(conn)
-            return
-        try:
-            sent = conn.sock.send(conn.pending, DONTWAIT)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
-            self._to_drop.append((conn, reason))
-            return
-        del conn.pending[:sent]
-        if not conn.pending:
-            conn.pending = None
-            self._backlogged.discard(conn)
 
     # ------------------------------------------------------------------ limits
     def _capacity(self) -> int:
@@ -542,3 +626,14 @@ class ChatServer:
             )
             return by_fds
         return max(1, wanted)
+
+
+def _send(sock: socket.socket, data: bytes) -> int:
+    """One non-blocking send: bytes taken, 0 when the buffer is full, -errno when the
+    connection is dead."""
+    try:
+        return sock.send(data, DONTWAIT)
+    except BlockingIOError:
+        return 0
+    except OSError as exc:
+        return -(exc.errno or errno.EPIPE)
