@@ -23,9 +23,15 @@ class Send:
 
 @dataclass(frozen=True)
 class Broadcast:
-    """To every joined client, the sender included."""
+    """To every joined client, the sender included.
+
+    A notice (joined, left, renamed) is presence news, not conversation: the server may
+    hold it back a few milliseconds to send it along with other lines. Its order among
+    the lines is kept.
+    """
 
     data: bytes
+    notice: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,7 +113,8 @@ class Room:
         if nick is None:
             return []
         del self._by_key[p.nick_key(nick)]
-        return [Left(who, nick, reason), Broadcast(p.encode_line(p.left_line(nick, reason)))]
+        left = Broadcast(p.encode_line(p.left_line(nick, reason)), notice=True)
+        return [Left(who, nick, reason), left]
 
     # -- the handshake -------------------------------------------------------------------
     def _choose_nick(self, who: Hashable, text: str) -> list[Action]:
@@ -123,7 +130,7 @@ class Room:
         return [
             Joined(who, nick),
             Send(who, p.encode_line(p.welcome_line(nick, len(self._nicks)))),
-            Broadcast(p.encode_line(p.joined_line(nick))),
+            Broadcast(p.encode_line(p.joined_line(nick)), notice=True),
         ]
 
     # -- commands ------------------------------------------------------------------------
@@ -177,7 +184,7 @@ class Room:
         del self._by_key[p.nick_key(old)]
         self._by_key[p.nick_key(new)] = who
         self._nicks[who] = new
-        return [Broadcast(p.encode_line(p.renamed_line(old, new)))]
+        return [Broadcast(p.encode_line(p.renamed_line(old, new)), notice=True)]
 
     def _error(self, who: Hashable, text: str) -> list[Action]:
         return [Send(who, p.encode_line(p.error_line(text)))]

@@ -73,8 +73,8 @@ class Stats:
 class Conn:
     """One client connection: its socket and the bytes still on their way to it."""
 
-    __slots__ = ("closed", "deadline", "dirty", "discard", "gone", "out", "peer", "queued",
-                 "reason", "shut", "sock", "unsent")
+    __slots__ = ("closed", "deadline", "dirty", "discard", "gone", "held", "out", "peer",
+                 "queued", "reason", "shut", "sock", "unsent")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
@@ -83,6 +83,7 @@ class Conn:
         self.unsent = b""  # what the kernel did not take last time (its buffer was full)
         self.queued = 0  # bytes in out + unsent: what --max-queue bounds
         self.dirty = False  # listed for the next flush
+        self.held = False  # has notices waiting for the housekeeper's next round
         self.gone = False  # left the room: no new deliveries
         self.discard = False  # dropped for an error or slowness: nothing more is sent
         self.shut = False  # shutdown() done: its reader has been woken
@@ -96,6 +97,7 @@ class Conn:
 
 Logger = Callable[[str], None]
 _FLUSH_DELAY = 0.002  # the longest a contended lock may hold back queued lines, seconds
+_NOTICE_DELAY = 0.02  # the longest a join/leave notice may wait for company, seconds
 
 
 class RoomLock:
@@ -147,6 +149,11 @@ class ChatServer:
         self._flushed = threading.Condition(self._lock.raw)  # a flush round finished
         self._dirty: list[Conn] = []  # connections with queued bytes, in order
         self._dirty_since = 0.0
+        # Connections holding only notices. In a burst of joins every client would get one
+        # packet per join (N joins, N² packets); held back up to _NOTICE_DELAY, the notices
+        # of a burst share packets.
+        self._held: list[Conn] = []
+        self._held_since = 0.0
         self._listener: socket.socket | None = None
         self._conns: set[Conn] = set()  # every accepted connection not yet closed
         self._handshaking: set[Conn] = set()
@@ -466,8 +473,9 @@ class ChatServer:
             kind = type(action)
             if kind is Broadcast:
                 data = action.data  # type: ignore[union-attr]
+                notice = action.notice  # type: ignore[union-attr]
                 for member in self.room.member_view():
-                    self._deliver(member, data)  # type: ignore[arg-type]
+                    self._deliver(member, data, notice)  # type: ignore[arg-type]
             elif kind is Send:
                 self._deliver(action.to, action.data)  # type: ignore[union-attr, arg-type]
             elif kind is Joined:
@@ -486,7 +494,7 @@ class ChatServer:
             conn, reason = self._to_drop.pop()
             self._drop(conn, reason)
 
-    def _deliver(self, conn: Conn, data: bytes) -> None:
+    def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
         """Queue bytes for one client; the flush when the lock is left sends them."""
         if conn.gone:
             return
@@ -497,6 +505,13 @@ class ChatServer:
             # what piles up meanwhile is what --max-queue bounds.
             if conn.queued > self.config.max_queue:
                 self._to_drop.append((conn, p.Reason.TOO_SLOW))
+        elif notice:
+            if not conn.dirty and not conn.held:
+                conn.held = True
+                if not self._held:
+                    self._held_since = time.monotonic()
+                    self._wake()  # the housekeeper sends them in _NOTICE_DELAY at most
+                self._held.append(conn)
         elif not conn.dirty:
             conn.dirty = True
             if not self._dirty:
@@ -593,9 +608,13 @@ class ChatServer:
             with self._lock.raw:
                 watch = [c for c in self._backlogged if not c.discard]
                 timeout = None
+                now = time.monotonic()
                 if self._handshaking:
                     first = min(c.deadline for c in self._handshaking)
-                    timeout = max(0.0, first - time.monotonic()) + 0.01
+                    timeout = max(0.0, first - now) + 0.01
+                if self._held:
+                    due = max(0.0, self._held_since + _NOTICE_DELAY - now)
+                    timeout = due if timeout is None else min(timeout, due)
             writable = waiter.wait(self._wake_r, [c.sock for c in watch], timeout)
             with self._lock:  # leaving it flushes
                 self._woken = False
@@ -607,6 +626,15 @@ class ChatServer:
                         conn.dirty = True
                         self._dirty.append(conn)
                 now = time.monotonic()
+                if self._held and now >= self._held_since + _NOTICE_DELAY:
+                    if not self._dirty:
+                        self._dirty_since = self._held_since  # overdue: flushed on leaving
+                    for conn in self._held:
+                        conn.held = False
+                        if not conn.dirty and not conn.unsent and not conn.discard:
+                            conn.dirty = True
+                            self._dirty.append(conn)
+                    self._held = []
                 for conn in [c for c in self._handshaking if c.deadline <= now]:
                     self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
                     self._drop(conn, p.Reason.TIMEOUT)

@@ -7,6 +7,7 @@ its own, per-connection options, the file-descriptor limit.
 from __future__ import annotations
 
 import contextlib
+import math
 import select
 import socket
 import sys
@@ -104,7 +105,7 @@ class Waiter:
             poller = select.poll()
             for s in socks:
                 poller.register(s.fileno(), select.POLLIN)
-            ms = None if timeout is None else int(timeout * 1000)
+            ms = None if timeout is None else math.ceil(timeout * 1000)  # never 0 early: no spin
             try:
                 return bool(poller.poll(ms))
             except InterruptedError:
@@ -125,7 +126,7 @@ class Waiter:
                 if fd >= 0:
                     by_fd[fd] = s
                     poller.register(fd, select.POLLOUT)
-            ms = None if timeout is None else int(timeout * 1000)
+            ms = None if timeout is None else math.ceil(timeout * 1000)  # never 0 early: no spin
             try:
                 events = poller.poll(ms)
             except InterruptedError:
