@@ -7,6 +7,7 @@ need them, so `netlab --help` starts fast; tests/test_cli.py guards this.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import sys
 from typing import Any
@@ -18,7 +19,25 @@ from netlab.errors import ExitStatus, NetlabError
 
 
 class NetlabGroup(click.Group):
-    """Renders every expected failure once, with its exit code; no traceback without --debug."""
+    """Renders every expected failure once, with its exit code; no traceback without --debug.
+
+    Also loads each command's module only when that command runs.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), attr)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, short) for name, (_, _, short) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -67,28 +86,28 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-def _register() -> None:
-    from netlab.chat.commands import chat, serve
-
-    cli.add_command(serve)
-    cli.add_command(chat)
-    from netlab.lessons_commands import lesson, lessons
-    cli.add_command(lessons)
-    cli.add_command(lesson)
-    from netlab.capture.commands import capture
-    cli.add_command(capture)
-    from netlab.bench.commands import bench
-    cli.add_command(bench)
-    from netlab.diagnose.commands import diagnose, explain
-    cli.add_command(diagnose)
-    cli.add_command(explain)
-    from netlab.exercises.commands import check
-    cli.add_command(check)
-    from netlab.classroom.commands import class_group
-    cli.add_command(class_group)
-
-
-_register()
+# Commands are imported only when used: `netlab --help` reads this table instead, so
+# it starts in the time it takes to import click (tests/test_cli.py checks the table
+# against the commands themselves).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "serve": ("netlab.chat.commands", "serve", "Run the chat server (Ctrl-C stops it)."),
+    "chat": ("netlab.chat.commands", "chat", "Chat with a netlab (or tutorial-style) server."),
+    "diagnose": ("netlab.diagnose.commands", "diagnose",
+                 "Find why a socket call fails, on this machine, and explain the fix."),
+    "explain": ("netlab.diagnose.commands", "explain",
+                "Explain a socket error: a number, a name, a message or a whole traceback."),
+    "capture": ("netlab.capture.commands", "capture",
+                "Capture the chat's TCP traffic and explain it as it happens."),
+    "bench": ("netlab.bench.commands", "bench",
+              "Load-test a line-based chat server: yours, netlab's, or ncat --chat."),
+    "lessons": ("netlab.lessons_commands", "lessons", "List the lessons: number, title and goal."),
+    "lesson": ("netlab.lessons_commands", "lesson",
+               "Show one lesson, by number (7) or name (address-in-use)."),
+    "check": ("netlab.exercises.commands", "check",
+              "Check an exercise: NAME is its number or name (`netlab check --list`)."),
+    "class": ("netlab.classroom.commands", "class_group",
+              "Run a class: one server for the room, a roster, a log, proofs and drills."),
+}
 
 
 def main(argv: list[str] | None = None, prog_name: str = "netlab") -> None:
