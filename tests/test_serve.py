@@ -328,3 +328,42 @@ def test_classroom_bind_lists_the_addresses_to_give_classmates(
         assert following.startswith("no network address found")
     client = LineClient(srv.port).join("local")  # loopback works on a wildcard bind too
     client.close()
+
+
+def test_accepted_sockets_send_at_once_and_find_dead_peers() -> None:
+    """TCP_NODELAY (no 40 ms Nagle wait) and keepalive (60 s idle, 3 probes 10 s apart)."""
+    from netlab.chat.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(port=0))
+    _, port = server.bind()
+    server.start()
+    try:
+        client = LineClient(port).join("probe")
+        with server._lock.raw:
+            (conn,) = server._conns
+        sock = conn.sock
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == 60
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == 10
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == 3
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_debug_shows_the_traceback_that_is_otherwise_hidden() -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    port = str(holder.getsockname()[1])
+    try:
+        quiet = subprocess.run(netlab_cmd("serve", "--port", port), capture_output=True,
+                               text=True, timeout=WAIT)
+        loud = subprocess.run(netlab_cmd("--debug", "serve", "--port", port),
+                              capture_output=True, text=True, timeout=WAIT)
+    finally:
+        holder.close()
+    assert quiet.returncode == 3 and "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr and "SocketProblem" in loud.stderr
