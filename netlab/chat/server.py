@@ -554,33 +554,35 @@ class ChatServer:
             self._settle([(conn, data, _send(conn.sock, data)) for conn, data in work])
         self._flushed.notify_all()
 
-    def _take_dirty(self) -> list[tuple[Conn, bytes]]:
+    def _take_dirty(self) -> list[tuple[Conn, list[bytes]]]:
         work = []
         for conn in self._dirty:
             conn.dirty = False
             if conn.discard:
                 continue
-            data = conn.out[0] if len(conn.out) == 1 else b"".join(conn.out)
+            parts = conn.out
             conn.out = []
             if conn.unsent:
-                data, conn.unsent = conn.unsent + data, b""
-            if data:
-                work.append((conn, data))
+                parts.insert(0, conn.unsent)
+                conn.unsent = b""
+            if parts:
+                work.append((conn, parts))
         self._dirty = []
         return work
 
-    def _settle(self, results: list[tuple[Conn, bytes, int]]) -> None:
-        for conn, data, sent in results:
+    def _settle(self, results: list[tuple[Conn, list[bytes], int]]) -> None:
+        for conn, parts, sent in results:
             if sent < 0:  # the peer is gone: -errno
                 if not conn.gone:
                     reset = -sent == errno.ECONNRESET
                     self._to_drop.append((conn, p.Reason.RESET if reset else p.Reason.CLOSED))
                 continue
+            size = sum(map(len, parts))
             if self.config.trace:
-                self._trace(f"send() {sent} of {len(data)} bytes to {self._name(conn)}")
+                self._trace(f"send() {sent} of {size} bytes to {self._name(conn)}")
             conn.queued -= sent
-            if sent < len(data) and not conn.discard:
-                conn.unsent = data[sent:]
+            if sent < size and not conn.discard:
+                conn.unsent = b"".join(parts)[sent:]
                 self._backlogged.add(conn)
                 self._wake()  # the housekeeper waits until the socket is writable
                 if conn.queued > self.config.max_queue:
@@ -656,11 +658,20 @@ class ChatServer:
         return max(1, wanted)
 
 
-def _send(sock: socket.socket, data: bytes) -> int:
-    """One non-blocking send: bytes taken, 0 when the buffer is full, -errno when the
-    connection is dead."""
+HAS_SENDMSG = hasattr(socket.socket, "sendmsg")  # not on Windows
+_IOV_MAX = 512  # fewer buffers than any system's limit for one sendmsg()
+
+
+def _send(sock: socket.socket, parts: list[bytes]) -> int:
+    """One non-blocking send of the queued lines: bytes taken, 0 when the buffer is full,
+    -errno when the connection is dead. Several lines go out with sendmsg(), which gathers
+    them without copying them into one new string first."""
     try:
-        return sock.send(data, DONTWAIT)
+        if len(parts) == 1:
+            return sock.send(parts[0], DONTWAIT)
+        if HAS_SENDMSG and len(parts) <= _IOV_MAX:
+            return sock.sendmsg(parts, (), DONTWAIT)
+        return sock.send(b"".join(parts), DONTWAIT)
     except BlockingIOError:
         return 0
     except OSError as exc:

@@ -56,21 +56,12 @@ def raise_fd_limit() -> int | None:
     return int(soft)
 
 
-SEND_BUFFER = 256 * 1024
-
-
 def tune(sock: socket.socket, keepalive: bool) -> None:
     """Per-connection options: chat lines go out at once, dead peers are noticed."""
     with contextlib.suppress(OSError):
         # Nagle's algorithm waits for the ACK of earlier data, and the peer delays its ACK
         # up to ~40 ms: small chat lines would wait (RFC 896, RFC 1122 4.2.3.2).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    with contextlib.suppress(OSError):
-        # A fixed kernel send buffer instead of autotuning up to 4 MiB: what waits for a
-        # client that stopped reading is then bounded by this plus --max-queue, the same
-        # on every machine, and "too slow" means the same everywhere. Chat lines are small;
-        # 256 KiB still covers a LAN's bandwidth-delay product many times.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
     if not keepalive:
         return
     # A peer whose machine vanished (cable, sleep, Wi-Fi) never sends FIN or RST. Keepalive
