@@ -98,6 +98,8 @@ class Conn:
 Logger = Callable[[str], None]
 _FLUSH_DELAY = 0.002  # the longest a contended lock may hold back queued lines, seconds
 _NOTICE_DELAY = 0.02  # the longest a join/leave notice may wait for company, seconds
+_POOL_IDLE_MAX = 64  # reader threads kept waiting for the next client...
+_POOL_IDLE_SECONDS = 2.0  # ...for this long, then they end (thread count back to baseline)
 
 
 class RoomLock:
@@ -167,6 +169,9 @@ class ChatServer:
         self._accept_wake_r, self._accept_wake_w = wake_pair()
         self._woken = False
         self._threads: list[threading.Thread] = []
+        self._jobs: queue.SimpleQueue[Conn | None] = queue.SimpleQueue()  # for idle readers
+        self._idle = 0  # reader threads waiting in _jobs
+        self._pool_lock = threading.Lock()
         self._readers: set[threading.Thread] = set()
         self._spare_fd: Any = None
         self._warned: set[str] = set()
@@ -255,6 +260,9 @@ class ChatServer:
                 self._drop(conn, p.Reason.SHUTDOWN, announce=False)
             self._to_drop.clear()
             self._wake()
+        with self._pool_lock:
+            for _ in range(self._idle):
+                self._jobs.put(None)  # idle reader threads end now
         deadline = time.monotonic() + timeout
         with self._lock:
             readers = list(self._readers)
@@ -368,20 +376,25 @@ class ChatServer:
             return
         tune(sock, self.config.keepalive)
         conn = Conn(sock, peer)
-        thread = threading.Thread(target=self._client, args=(conn,), daemon=True)
         with self._lock:
             self._conns.add(conn)
-            self._readers.add(thread)
-        try:
-            thread.start()
-        except RuntimeError:  # can't start new thread
-            with self._lock:
-                self._conns.discard(conn)
-                self._readers.discard(thread)
-            self._warn_once("threads", "cannot start more threads; refusing newcomers")
-            self._refuse(sock, "server busy, try again later")
-            time.sleep(0.05)
-            return
+        # A thread whose client left waits a moment for the next one: starting a thread
+        # costs about 120 µs, and the accept loop would wait for each start.
+        with self._pool_lock:
+            reuse = self._idle > 0
+            if reuse:
+                self._idle -= 1
+                self._jobs.put(conn)
+        if not reuse:
+            try:
+                threading.Thread(target=self._worker, args=(conn,), daemon=True).start()
+            except RuntimeError:  # can't start new thread
+                with self._lock:
+                    self._conns.discard(conn)
+                self._warn_once("threads", "cannot start more threads; refusing newcomers")
+                self._refuse(sock, "server busy, try again later")
+                time.sleep(0.05)
+                return
         self.stats.accepted += 1
         self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
 
@@ -392,6 +405,26 @@ class ChatServer:
             sock.close()
 
     # ------------------------------------------------------------------ one client
+    def _worker(self, conn: Conn | None) -> None:
+        """A reader thread: serves one client, then waits briefly for the next one."""
+        while conn is not None:
+            with self._lock.raw:
+                self._readers.add(threading.current_thread())
+            self._client(conn)
+            with self._pool_lock:
+                if self._idle >= _POOL_IDLE_MAX or self._stopping.is_set():
+                    return
+                self._idle += 1
+            try:
+                conn = self._jobs.get(timeout=_POOL_IDLE_SECONDS)
+            except queue.Empty:
+                with self._pool_lock:  # a job may have come just as the wait ended
+                    try:
+                        conn = self._jobs.get_nowait()
+                    except queue.Empty:
+                        self._idle -= 1
+                        return
+
     def _client(self, conn: Conn) -> None:
         sock = conn.sock
         framer = p.LineFramer(self.config.max_line)
