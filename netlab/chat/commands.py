@@ -61,18 +61,28 @@ class ByteSize(click.ParamType):
               show_default=True, help="Seconds a new client has to choose a nickname.")
 @click.option("--trace", is_flag=True,
               help="Teaching mode: log every socket call (accept, recv, send, close).")
+@click.option("--engine", type=click.Choice(["threads", "selectors"]), default="threads",
+              show_default=True,
+              help="threads: a reader thread per client, as the exercise teaches; selectors: "
+                   "one thread serving every socket (lesson 6's next step).")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON Lines on stdout (listening, join, leave, stopped); logs to stderr.")
 def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queue: int,
-          handshake_timeout: float, trace: bool, as_json: bool) -> None:
+          handshake_timeout: float, trace: bool, engine: str, as_json: bool) -> None:
     """Run the chat server (Ctrl-C stops it)."""
     from netlab.chat.server import ChatServer, ServerConfig
+
+    server_class: type[ChatServer] = ChatServer
+    if engine == "selectors":
+        from netlab.chat.evloop import EventLoopServer
+
+        server_class = EventLoopServer
     from netlab.diagnose.catalog import format_address
 
     config = ServerConfig(host=host, port=port, max_clients=max_clients, max_line=max_line,
                           max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace,
                           small_stacks=True)
-    server = ChatServer(config, log=_err)
+    server = server_class(config, log=_err)
     bound_host, bound_port = server.bind()  # SocketProblem -> exit 3 with the catalog's words
     # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set
     # explicitly: a shell starts background jobs with it ignored, and Python then never

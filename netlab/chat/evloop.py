@@ -1,0 +1,253 @@
+"""The next step after a thread per client (lesson 6): one thread, many sockets.
+
+`netlab serve --engine selectors` runs the same room, framing, limits and messages as the
+threaded server, but one thread asks the system which sockets are ready (`selectors`:
+epoll on Linux, kqueue on macOS) and serves only those. No thread per client means no
+thread start per connection, a few KiB per client instead of a thread's stack, and no
+contention for Python's interpreter lock. Lines queued during one round of the loop go
+out together, one send per client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import selectors
+import socket
+import threading
+import time
+
+from netlab.chat import protocol as p
+from netlab.chat.server import ChatServer, Conn, _send
+from netlab.chat.sockets import LINGER_ZERO, tune
+from netlab.diagnose.catalog import format_address
+
+_ACCEPT_BURST = 128  # connections accepted per round, so reads are not starved
+_CHECK_EVERY = 0.25  # seconds between handshake-deadline checks
+READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+
+
+class LoopConn(Conn):
+    __slots__ = ("framer", "writing")
+
+    def __init__(self, sock: socket.socket, peer: str, max_line: int) -> None:
+        super().__init__(sock, peer)
+        self.framer = p.LineFramer(max_line)
+        self.writing = False  # also watched for "writable": its kernel buffer was full
+
+
+class EventLoopServer(ChatServer):
+    """Same public interface as ChatServer: bind(), start(), serve_forever(), stop()."""
+
+    def start(self) -> None:
+        if self._listener is None:
+            self.bind()
+        self.stats.started = time.monotonic()
+        self._closing: list[LoopConn] = []
+        for target, name in ((self._log_writer, "netlab-log"), (self._loop, "netlab-loop")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 0.8) -> None:
+        if self._stopped.is_set():
+            return
+        self.request_stop()  # the loop tells every client and closes everything itself
+        writer, *loop = self._threads or [None]
+        for thread in loop:
+            thread.join(timeout)
+        self._log_queue.put(None)
+        if writer is not None:
+            writer.join(0.5)
+        for sock in (self._listener, self._wake_r, self._wake_w, self._accept_wake_r,
+                     self._accept_wake_w):
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        self._stopped.set()
+
+    def connection_count(self) -> int:
+        return len(self._conns)
+
+    # ------------------------------------------------------------------ the loop
+    def _loop(self) -> None:
+        assert self._listener is not None
+        sel = selectors.DefaultSelector()
+        self._sel = sel
+        sel.register(self._listener, READ, None)
+        sel.register(self._wake_r, READ, "wake")
+        next_check = time.monotonic() + _CHECK_EVERY
+        try:
+            while not self._stopping.is_set():
+                timeout = max(0.0, next_check - time.monotonic()) if self._handshaking else None
+                for key, mask in sel.select(timeout):
+                    if key.data is None:
+                        self._accept_burst()
+                    elif key.data == "wake":
+                        with contextlib.suppress(OSError):
+                            while self._wake_r.recv(4096):
+                                pass
+                    else:
+                        conn: LoopConn = key.data
+                        if mask & READ and not conn.gone:
+                            self._read(conn)
+                        if mask & WRITE and not conn.dirty and not conn.discard:
+                            conn.dirty = True
+                            self._dirty.append(conn)
+                self._round()
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + _CHECK_EVERY
+                    for conn in [c for c in self._handshaking if c.deadline <= now]:
+                        self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
+                        self._drop(conn, p.Reason.TIMEOUT)
+                    self._round()
+        finally:
+            bye = p.encode_line("*** server shutdown")
+            for conn in list(self._conns):
+                self._deliver(conn, bye)
+                self._drop(conn, p.Reason.SHUTDOWN, announce=False)
+            self._round()
+            sel.close()
+
+    def _round(self) -> None:
+        """End of a loop round: settle drops, send what was queued, close the departed."""
+        self._apply([])
+        self._flush_all()
+        for conn in self._closing:
+            self._close(conn)
+        self._closing.clear()
+
+    def _accept_burst(self) -> None:
+        assert self._listener is not None
+        for _ in range(_ACCEPT_BURST):
+            try:
+                sock, addr = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._accept_failed(exc)
+                return
+            peer = format_address(addr[0], addr[1])
+            if len(self._conns) >= self.max_clients:
+                self.stats.refused += 1
+                self._warn_once("full", f"server full ({self.max_clients} clients); refusing")
+                self._refuse(sock, f"server full (max {self.max_clients} clients)")
+                continue
+            tune(sock, self.config.keepalive)
+            sock.setblocking(False)
+            conn = LoopConn(sock, peer, self.config.max_line)
+            self._conns.add(conn)
+            self._sel.register(sock, READ, conn)
+            conn.deadline = time.monotonic() + self.config.handshake_timeout
+            self._handshaking.add(conn)
+            self.stats.accepted += 1
+            self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+            self._apply(self.room.connect(conn))
+
+    def _read(self, conn: LoopConn) -> None:
+        try:
+            data = conn.sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except TimeoutError:
+            self._drop(conn, p.Reason.TIMEOUT)  # keepalive probes went unanswered
+            return
+        except OSError as exc:
+            reset = exc.errno == errno.ECONNRESET
+            self._drop(conn, p.Reason.RESET if reset else p.Reason.CLOSED)
+            return
+        if not data:
+            self._drop(conn, p.Reason.CLOSED)
+            return
+        if self.config.trace:
+            self._trace(f"recv() {len(data)} bytes from {self._name(conn)}")
+        for event in conn.framer.feed(data):
+            if conn.gone:
+                break
+            if isinstance(event, bytes):
+                self.stats.lines += 1
+                self._apply(self.room.receive(conn, event))
+            else:
+                self._apply(self.room.too_long(conn, event.limit))
+
+    # ------------------------------------------------------------------ sending
+    def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
+        if conn.gone:
+            return
+        conn.out.append(data)
+        conn.queued += len(data)
+        if conn.unsent:
+            if conn.queued > self.config.max_queue:
+                self._to_drop.append((conn, p.Reason.TOO_SLOW))
+        elif not conn.dirty:
+            conn.dirty = True
+            self._dirty.append(conn)
+
+    def _flush_all(self) -> None:
+        while self._dirty:
+            batch, self._dirty = self._dirty, []
+            for conn in batch:
+                conn.dirty = False
+                if conn.discard or conn.closed:
+                    continue
+                parts = conn.out
+                conn.out = []
+                if conn.unsent:
+                    parts.insert(0, conn.unsent)
+                    conn.unsent = b""
+                self._send_parts(conn, parts)  # type: ignore[arg-type]
+            self._apply([])
+
+    def _send_parts(self, conn: LoopConn, parts: list[bytes]) -> None:
+        sent = _send(conn.sock, parts) if parts else 0
+        if sent < 0:
+            if not conn.gone:
+                reset = -sent == errno.ECONNRESET
+                self._drop(conn, p.Reason.RESET if reset else p.Reason.CLOSED)
+            return
+        size = sum(map(len, parts))
+        if self.config.trace and parts:
+            self._trace(f"send() {sent} of {size} bytes to {self._name(conn)}")
+        conn.queued -= sent
+        full = sent < size
+        if full:
+            conn.unsent = b"".join(parts)[sent:]
+            if conn.queued > self.config.max_queue:
+                self._drop(conn, p.Reason.TOO_SLOW)
+                return
+        if full != conn.writing and not conn.gone:
+            conn.writing = full
+            self._sel.modify(conn.sock, READ | WRITE if full else READ, conn)
+
+    # ------------------------------------------------------------------ leaving
+    def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
+        if conn.gone:
+            return
+        conn.gone = True
+        conn.reason = reason
+        self._handshaking.discard(conn)
+        if reason in (p.Reason.TOO_SLOW, p.Reason.RESET, p.Reason.CLOSED):
+            conn.discard = True
+            conn.out, conn.unsent, conn.queued = [], b"", 0
+        if reason == p.Reason.TOO_SLOW:
+            self.stats.dropped_slow += 1
+        actions = self.room.disconnect(conn, reason)
+        if announce:
+            self._apply(actions)
+        self._closing.append(conn)  # type: ignore[arg-type]
+
+    def _close(self, conn: LoopConn) -> None:
+        """After the round's flush: its last lines (a farewell, a notice) had their try."""
+        if conn.closed:
+            return
+        conn.closed = True
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self._sel.unregister(conn.sock)
+        if conn.reason == p.Reason.TOO_SLOW:
+            with contextlib.suppress(OSError):
+                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        self._trace(f"close() fd {conn.sock.fileno()} ({conn.reason})")
+        with contextlib.suppress(OSError):
+            conn.sock.close()
+        self._conns.discard(conn)
