@@ -39,6 +39,8 @@ class LoopConn(Conn):
 class EventLoopServer(ChatServer):
     """Same public interface as ChatServer: bind(), start(), serve_forever(), stop()."""
 
+    hold_notices = False  # each round of the loop batches them already
+
     def start(self) -> None:
         if self._listener is None:
             self.bind()
@@ -172,18 +174,6 @@ class EventLoopServer(ChatServer):
                 self._apply(self.room.too_long(conn, event.limit))
 
     # ------------------------------------------------------------------ sending
-    def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
-        if conn.gone:
-            return
-        conn.out.append(data)
-        conn.queued += len(data)
-        if conn.unsent:
-            if conn.queued > self.config.max_queue:
-                self._to_drop.append((conn, p.Reason.TOO_SLOW))
-        elif not conn.dirty:
-            conn.dirty = True
-            self._dirty.append(conn)
-
     def _flush_all(self) -> None:
         while self._dirty:
             batch, self._dirty = self._dirty, []
@@ -221,21 +211,8 @@ class EventLoopServer(ChatServer):
             self._sel.modify(conn.sock, READ | WRITE if full else READ, conn)
 
     # ------------------------------------------------------------------ leaving
-    def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
-        if conn.gone:
-            return
-        conn.gone = True
-        conn.reason = reason
-        self._handshaking.discard(conn)
-        if reason in (p.Reason.TOO_SLOW, p.Reason.RESET, p.Reason.CLOSED):
-            conn.discard = True
-            conn.out, conn.unsent, conn.queued = [], b"", 0
-        if reason == p.Reason.TOO_SLOW:
-            self.stats.dropped_slow += 1
-        actions = self.room.disconnect(conn, reason)
-        if announce:
-            self._apply(actions)
-        self._closing.append(conn)  # type: ignore[arg-type]
+    def _dropped(self, conn: Conn) -> None:
+        self._closing.append(conn)  # type: ignore[arg-type]  # closed after the round's flush
 
     def _close(self, conn: LoopConn) -> None:
         """After the round's flush: its last lines (a farewell, a notice) had their try."""

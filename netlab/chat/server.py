@@ -138,6 +138,8 @@ class RoomLock:
 
 
 class ChatServer:
+    hold_notices = True  # notices wait for the housekeeper's round (see _NOTICE_DELAY)
+
     def __init__(self, config: ServerConfig | None = None, log: Logger | None = None) -> None:
         self.config = config or ServerConfig()
         self.room = Room()
@@ -538,7 +540,7 @@ class ChatServer:
             # what piles up meanwhile is what --max-queue bounds.
             if conn.queued > self.config.max_queue:
                 self._to_drop.append((conn, p.Reason.TOO_SLOW))
-        elif notice:
+        elif notice and self.hold_notices:
             if not conn.dirty and not conn.held:
                 conn.held = True
                 if not self._held:
@@ -567,7 +569,11 @@ class ChatServer:
         actions = self.room.disconnect(conn, reason)
         if announce:
             self._apply(actions)
-        if reason != p.Reason.QUIT and not conn.out:
+        self._dropped(conn)
+
+    def _dropped(self, conn: Conn) -> None:
+        """Arrange the close of a dropped client."""
+        if conn.reason != p.Reason.QUIT and not conn.out:
             self._shutdown(conn)
         # Otherwise the flush that sends its last lines (a timeout notice, the shutdown
         # line) shuts it down; /quit is finished by the reader itself.
