@@ -32,7 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PY = sys.executable
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-SERVERS = ("netlab", "tutorial", "ncat")
+SERVERS = ("netlab", "selectors", "tutorial", "ncat")  # selectors: netlab serve --engine selectors
 
 
 # ---------------------------------------------------------------------- servers
@@ -71,8 +71,9 @@ def server(kind: str) -> Iterator[int]:
                 break
             time.sleep(0.05)
     else:
-        cmd = ([PY, "-m", "netlab", "serve", "--port", "0"] if kind == "netlab"
-               else [PY, str(HERE / "tutorial_server.py"), "0"])
+        cmd = {"netlab": [PY, "-m", "netlab", "serve", "--port", "0"],
+               "selectors": [PY, "-m", "netlab", "serve", "--port", "0", "--engine",
+                             "selectors"]}.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         line = _first_line(proc)
@@ -138,7 +139,9 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
             ) -> None:
         table.append({"scenario": name, "target": target,
                       "cells": {k: (_cell(show, r), limited(r)) for k, r in runs.items()},
-                      "pass": _safe(passes, runs["netlab"]) is True})
+                      "pass": _safe(passes, runs["netlab"]) is True,
+                      "pass_selectors": ("selectors" in runs
+                                         and _safe(passes, runs["selectors"]) is True)})
         print(f"  {name}: " + "; ".join(f"{k} {c[0]}" for k, c in table[-1]["cells"].items()),
               file=sys.stderr, flush=True)
 
@@ -157,8 +160,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
                    and r["connect"]["handshake_ms"]["p99"] <= 200))
 
     if not skip_5000:
-        h = {"netlab": bench("netlab", "--clients", "5000", "--senders", "2", "--messages",
-                             "5", "--observers", "30", limit=400)}
+        h = {k: bench(k, "--clients", "5000", "--senders", "2", "--messages", "5",
+                      "--observers", "30", limit=400) for k in ("netlab", "selectors")}
         row("5,000 clients held at once", "all joined, chatting works, RSS <= 24 KiB per "
             "client", h,
             lambda r: (f"{r['connect']['joined']} joined, chat "
@@ -322,8 +325,9 @@ def render(table: list[dict[str, Any]], repeat: int, load: tuple[float, ...],
            f"on the same machine; each figure is the median of {repeat} run(s); every server "
            "started fresh for every run. `*` marks a figure limited by the load generator "
            "(one of its processes above 80 % of a core), not by the server.", "",
-           "| scenario | target for netlab | netlab | pass | tutorial server | ncat --chat |",
-           "|---|---|---|---|---|---|"]
+           "| scenario | target for netlab | netlab | pass | netlab --engine selectors | pass "
+           "| tutorial server | ncat --chat |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in table:
         cells = r["cells"]
 
@@ -333,8 +337,11 @@ def render(table: list[dict[str, Any]], repeat: int, load: tuple[float, ...],
             text, lim = cells[k]
             return text.replace("|", "/") + (" *" if lim else "")
 
+        sel_pass = ("" if "selectors" not in cells
+                    else "yes" if r.get("pass_selectors") else "**no**")
         out.append(f"| {r['scenario']} | {r['target']} | {cell('netlab')} | "
-                   f"{'yes' if r['pass'] else '**no**'} | {cell('tutorial')} | {cell('ncat')} |")
+                   f"{'yes' if r['pass'] else '**no**'} | {cell('selectors')} | {sel_pass} | "
+                   f"{cell('tutorial')} | {cell('ncat')} |")
     if notes:
         out += ["", *[f"- {n}" for n in notes]]
     return "\n".join(out) + "\n"
