@@ -176,16 +176,7 @@ class EventLoopServer(ChatServer):
     # ------------------------------------------------------------------ sending
     def _flush_all(self) -> None:
         while self._dirty:
-            batch, self._dirty = self._dirty, []
-            for conn in batch:
-                conn.dirty = False
-                if conn.discard or conn.closed:
-                    continue
-                parts = conn.out
-                conn.out = []
-                if conn.unsent:
-                    parts.insert(0, conn.unsent)
-                    conn.unsent = b""
+            for conn, parts in self._take_dirty():
                 self._send_parts(conn, parts)  # type: ignore[arg-type]
             self._apply([])
 

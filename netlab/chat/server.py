@@ -597,7 +597,7 @@ class ChatServer:
         work = []
         for conn in self._dirty:
             conn.dirty = False
-            if conn.discard:
+            if conn.discard or conn.closed:
                 continue
             parts = conn.out
             conn.out = []

@@ -9,7 +9,6 @@ from netlab.diagnose.checks import (
     code_of,
     entry_for,
     error_text,
-    fill_fixes,
     good_bind_addresses,
     owner_text,
     resolve_into,
@@ -191,7 +190,7 @@ def _bind_outcome(
                 "problem",
                 f"bind() on {where} fails for {who}: {entry.title}",
                 f"{error_text(result.error)}. {entry.explanation}",
-                fill_fixes(entry.fixes[:2], address, port),
+                entry.fix_text(address, port),
                 code=entry.name,
             )
         )
@@ -313,7 +312,7 @@ def diagnose_port(port: int, system: System) -> Diagnosis:
                 "problem",
                 f"a new server could not bind {where}" + (f": {entry.title}" if entry else ""),
                 f"bind() says: {error_text(error)}. {entry.explanation if entry else ''}",
-                fill_fixes(entry.fixes[:2], "0.0.0.0", port) if entry else "",
+                entry.fix_text("0.0.0.0", port) if entry else "",
                 code=entry.name if entry else None,
             )
         )

@@ -75,6 +75,17 @@ class ErrorEntry:
             parts[0] = "Errno " + parts[0]
         return ", ".join(parts)
 
+    def fix_text(self, host: str, port: int | None, count: int | None = 2) -> str:
+        """The first `count` fixes (all with None), with {host}, {port}, {address} filled."""
+        where = format_address(host, port)
+        out = []
+        for text in self.fixes[:count]:
+            try:
+                out.append(text.format(host=host, port=port, address=where))
+            except (KeyError, IndexError, ValueError):
+                out.append(text)
+        return " ".join(out)
+
     def situation(self, operation: str | None, **fields: object) -> str:
         """The plain sentence for this error in this call, e.g. for a bind or a connect."""
         template = self.situations.get(operation or "") or self.title

@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from typing import Protocol
 
-from netlab.diagnose.catalog import ErrorEntry, format_address, load_catalog
+from netlab.diagnose.catalog import ErrorEntry, load_catalog
 from netlab.diagnose.findings import Diagnosis, Finding, ok
 from netlab.diagnose.hostport import HostPort
 from netlab.diagnose.netinfo import (
@@ -40,15 +40,14 @@ def entry_for(exc: BaseException) -> ErrorEntry | None:
     return load_catalog().for_exception(exc)
 
 
-def fill_fixes(texts: tuple[str, ...] | list[str], host: str, port: int) -> str:
-    where = format_address(host, port)
-    out = []
-    for text in texts:
-        try:
-            out.append(text.format(host=host, port=port, address=where))
-        except (KeyError, IndexError, ValueError):
-            out.append(text)
-    return " ".join(out)
+def problem_finding(exc: BaseException, title: str, said: str, host: str, port: int) -> Finding:
+    """A failed call as a problem finding, explained and fixed from the catalog."""
+    entry = entry_for(exc)
+    if entry is None:
+        return Finding("problem", title, f"{said}{error_text(exc)}.", "", code=None)
+    return Finding("problem", f"{title}: {entry.title}",
+                   f"{said}{error_text(exc)}. {entry.explanation}",
+                   entry.fix_text(host, port), code=entry.name)
 
 
 def addresses_text(interfaces: list[Interface]) -> str:
@@ -120,16 +119,8 @@ def resolve_into(d: Diagnosis, target: HostPort, system: System, passive: bool) 
     try:
         found = system.resolve(target.host, target.port, passive=passive)
     except socket.gaierror as exc:
-        entry = entry_for(exc)
-        d.add(
-            Finding(
-                "problem",
-                f"the name {target.host} does not resolve" + (f": {entry.title}" if entry else ""),
-                f"getaddrinfo() says: {error_text(exc)}. " + (entry.explanation if entry else ""),
-                fill_fixes(entry.fixes[:2], target.host, target.port) if entry else "",
-                code=entry.name if entry else None,
-            )
-        )
+        d.add(problem_finding(exc, f"the name {target.host} does not resolve",
+                              "getaddrinfo() says: ", target.host, target.port))
         return []
     v4 = [a for f, a in found if f == socket.AF_INET]
     v6 = [a for f, a in found if f == socket.AF_INET6]

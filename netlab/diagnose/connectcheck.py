@@ -7,7 +7,7 @@ from netlab.diagnose.checks import (
     System,
     entry_for,
     error_text,
-    fill_fixes,
+    problem_finding,
     resolve_into,
 )
 from netlab.diagnose.findings import Diagnosis, Finding, ok
@@ -49,16 +49,8 @@ def diagnose_connect(target: HostPort, system: System, timeout: float = 3.0) -> 
         try:
             source = system.route_source(address, target.port)
         except OSError as exc:
-            entry = entry_for(exc)
-            attempts.append(
-                Finding(
-                    "problem",
-                    f"no route to {address}" + (f": {entry.title}" if entry else ""),
-                    f"{error_text(exc)}. " + (entry.explanation if entry else ""),
-                    fill_fixes(entry.fixes[:2], address, target.port) if entry else "",
-                    code=entry.name if entry else None,
-                )
-            )
+            attempts.append(problem_finding(exc, f"no route to {address}", "", address,
+                                            target.port))
             continue
         attempts.append(_path_finding(ip, address, source, interfaces))
         result = system.tcp_connect(address, target.port, timeout)
@@ -133,7 +125,7 @@ def _connect_finding(
             f"connection to {where} refused: nothing listens there",
             f"{error_text(result.error)}. {entry.explanation if entry else ''}"
             + _refused_detail(result.address, target.port, interfaces, system),
-            fill_fixes(entry.fixes[:2], result.address, target.port) if entry else "",
+            entry.fix_text(result.address, target.port) if entry else "",
             code="ECONNREFUSED",
         )
     if result.outcome == "timeout":
@@ -153,7 +145,7 @@ def _connect_finding(
                 f"No answer at all within {timeout:g} s: the packets were dropped on the way. "
                 f"Common causes: {causes}."
             )
-            fix = fill_fixes(entry.fixes, result.address, target.port) if entry else ""
+            fix = entry.fix_text(result.address, target.port, None) if entry else ""
         return Finding(
             "problem",
             f"no answer from {where} within {timeout:g} s (timeout)",
@@ -167,7 +159,7 @@ def _connect_finding(
         "problem",
         f"connect to {where} failed: {entry.title}",
         f"{error_text(result.error)}. {entry.explanation}",
-        fill_fixes(entry.fixes[:2], result.address, target.port),
+        entry.fix_text(result.address, target.port),
         code=entry.name,
     )
 
