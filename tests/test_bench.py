@@ -167,8 +167,9 @@ def test_netlab_drops_stalled_readers_and_the_others_keep_chatting(start_server)
 
 def test_bench_reports_a_server_that_corrupts_lines(script) -> None:  # type: ignore[no-untyped-def]
     srv = script(ROOT / "tests" / "broken_server.py", "16")
+    # Interleaving needs senders that overlap in time: enough lines that they always do.
     code, r, _ = bench("--port", str(srv.port), "--clients", "4", "--senders", "3",
-                       "--messages", "60", "--max")
+                       "--messages", "300", "--max")
     assert code == 1
     assert r["chat"]["corrupted"] > 0
     chat_verdict = next(v for v in r["verdicts"] if v["scenario"] == "chat")
