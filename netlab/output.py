@@ -25,6 +25,14 @@ def err(text: str) -> None:
         click.echo(encodable(text, sys.stderr), err=True)
 
 
+def log_line(text: str) -> None:
+    """One plain log line on stderr. Unlike err(), no terminal checks per call: a busy
+    server logs thousands of lines a second, and the texts carry no styling."""
+    with contextlib.suppress(Exception):
+        sys.stderr.write(encodable(text, sys.stderr) + "\n")
+        sys.stderr.flush()
+
+
 def encodable(text: str, stream: object = None) -> str:
     """Replace what the stream's encoding cannot show instead of raising."""
     encoding = getattr(stream or sys.stdout, "encoding", None) or "utf-8"

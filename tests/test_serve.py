@@ -163,6 +163,31 @@ def test_silent_client_in_handshake_blocks_no_one_and_times_out(
     assert silent.wait_closed() == ["! nickname timeout"]
 
 
+def test_a_silent_client_after_quick_handshakes_still_times_out_on_time(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    # Handshakes that end at once leave the housekeeper nothing to watch; the silent
+    # client's deadline must still be kept, though no wake-up announces it.
+    srv = start_server("--handshake-timeout", "0.5")
+    for i in range(20):
+        LineClient(srv.port).join(f"quick{i}").close()
+    silent = LineClient(srv.port)
+    silent.expect("NICK")
+    started = time.monotonic()
+    assert silent.wait_closed() == ["! nickname timeout"]
+    assert 0.4 < time.monotonic() - started < 0.5 + 0.5
+
+
+def test_every_join_and_leave_of_a_burst_reaches_the_log(tmp_path: Path) -> None:
+    srv = ServerProcess(log=tmp_path / "err.log")
+    for i in range(200):
+        LineClient(srv.port).join(f"n{i}").reset()
+    assert srv.stop() == 0  # the log writer finishes before the process ends
+    log = srv.log()
+    assert sum(f"+ n{i} joined from" in log for i in range(200)) == 200
+    assert sum(f"- n{i} left (" in log for i in range(200)) == 200
+
+
 def test_server_full_refuses_with_a_line(start_server: Callable[..., ServerProcess]) -> None:
     srv = start_server("--max-clients", "2")
     a = LineClient(srv.port).join("a")

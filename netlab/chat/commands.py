@@ -14,6 +14,7 @@ import click
 from netlab.chat import protocol as p
 from netlab.errors import ExitStatus, UsageError
 from netlab.output import err as _err
+from netlab.output import log_line as _log_line
 from netlab.output import out as _out
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
@@ -82,7 +83,7 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
     config = ServerConfig(host=host, port=port, max_clients=max_clients, max_line=max_line,
                           max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace,
                           small_stacks=True)
-    server = server_class(config, log=_err)
+    server = server_class(config, log=_log_line)
     bound_host, bound_port = server.bind()  # SocketProblem -> exit 3 with the catalog's words
     # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set
     # explicitly: a shell starts background jobs with it ignored, and Python then never

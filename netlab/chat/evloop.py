@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import selectors
 import socket
 import threading
@@ -19,7 +20,7 @@ import time
 
 from netlab.chat import protocol as p
 from netlab.chat.server import ChatServer, Conn, _send
-from netlab.chat.sockets import LINGER_ZERO, tune
+from netlab.chat.sockets import LINGER_ZERO, LISTENER_OPTIONS_INHERITED, tune
 from netlab.diagnose.catalog import format_address
 
 _ACCEPT_BURST = 128  # connections accepted per round, so reads are not starved
@@ -46,6 +47,7 @@ class EventLoopServer(ChatServer):
             self.bind()
         self.stats.started = time.monotonic()
         self._closing: list[LoopConn] = []
+        self._housekeeper_due = -math.inf  # no housekeeper: the loop checks deadlines itself
         for target, name in ((self._log_writer, "netlab-log"), (self._loop, "netlab-loop")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -58,9 +60,7 @@ class EventLoopServer(ChatServer):
         writer, *loop = self._threads or [None]
         for thread in loop:
             thread.join(timeout)
-        self._log_queue.put(None)
-        if writer is not None:
-            writer.join(0.5)
+        self._close_log(writer, 0.5)
         for sock in (self._listener, self._wake_r, self._wake_w, self._accept_wake_r,
                      self._accept_wake_w):
             if sock is not None:
@@ -136,16 +136,15 @@ class EventLoopServer(ChatServer):
                 self._warn_once("full", f"server full ({self.max_clients} clients); refusing")
                 self._refuse(sock, f"server full (max {self.max_clients} clients)")
                 continue
-            tune(sock, self.config.keepalive)
+            if not LISTENER_OPTIONS_INHERITED:
+                tune(sock, self.config.keepalive)
             sock.setblocking(False)
             conn = LoopConn(sock, peer, self.config.max_line)
             self._conns.add(conn)
             self._sel.register(sock, READ, conn)
-            conn.deadline = time.monotonic() + self.config.handshake_timeout
-            self._handshaking.add(conn)
             self.stats.accepted += 1
             self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
-            self._apply(self.room.connect(conn))
+            self._greet(conn)
 
     def _read(self, conn: LoopConn) -> None:
         try:

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +33,7 @@ from netlab.chat.sockets import (
     DONTWAIT,
     IS_WINDOWS,
     LINGER_ZERO,
+    LISTENER_OPTIONS_INHERITED,
     Waiter,
     devnull,
     raise_fd_limit,
@@ -100,6 +103,8 @@ _FLUSH_DELAY = 0.002  # the longest a contended lock may hold back queued lines,
 _NOTICE_DELAY = 0.02  # the longest a join/leave notice may wait for company, seconds
 _POOL_IDLE_MAX = 64  # reader threads kept waiting for the next client...
 _POOL_IDLE_SECONDS = 2.0  # ...for this long, then they end (thread count back to baseline)
+_LOG_MAX = 10000  # log lines waiting for the writer; beyond that they are counted, not kept
+_LOG_BATCH = 0.02  # after a write the log writer naps: a burst of lines costs one wake-up
 
 
 class RoomLock:
@@ -147,7 +152,9 @@ class ChatServer:
         self.address: tuple[str, int] | None = None
         self.max_clients = 0
         self._log_sink = log
-        self._log_queue: queue.Queue[str | None] = queue.Queue(maxsize=10000)
+        self._log_lines: deque[str] = deque()
+        self._log_ready = threading.Event()
+        self._log_closed = False
         self._log_dropped = 0
         self._lock = RoomLock(self)
         self._flushed = threading.Condition(self._lock.raw)  # a flush round finished
@@ -170,6 +177,8 @@ class ChatServer:
         self._wake_r, self._wake_w = wake_pair()
         self._accept_wake_r, self._accept_wake_w = wake_pair()
         self._woken = False
+        self._housekeeper_due = math.inf  # when the housekeeper looks again without a wake
+        self._last_deadline = 0.0  # of the newest handshake
         self._threads: list[threading.Thread] = []
         self._jobs: queue.SimpleQueue[Conn | None] = queue.SimpleQueue()  # for idle readers
         self._idle = 0  # reader threads waiting in _jobs
@@ -202,6 +211,7 @@ class ChatServer:
             if family == socket.AF_INET6 and sockaddr[0] == "::" and socket.has_dualstack_ipv6():
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.bind(sockaddr)
+            tune(sock, self.config.keepalive)  # inherited by accepted sockets on Linux
             # A short backlog stalls bursts of connects for a second (SYN cookies kick in).
             sock.listen(max(socket.SOMAXCONN, 4096))
             sock.setblocking(False)  # the accept loop polls, so stop() can wake it
@@ -273,9 +283,7 @@ class ChatServer:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
         # The log writer goes last, so the departures logged above are still written.
-        self._log_queue.put(None)
-        if writer is not None:
-            writer.join(max(0.2, deadline - time.monotonic()))
+        self._close_log(writer, max(0.2, deadline - time.monotonic()))
         for sock in (self._wake_r, self._wake_w, self._accept_wake_r, self._accept_wake_w):
             with contextlib.suppress(OSError):
                 sock.close()
@@ -295,10 +303,12 @@ class ChatServer:
     def log(self, text: str) -> None:
         """Queue a log line. The writer thread prints it, so a stuck terminal or an unread
         pipe never blocks a thread that holds the room lock."""
-        try:
-            self._log_queue.put_nowait(text)
-        except queue.Full:
+        if len(self._log_lines) >= _LOG_MAX:
             self._log_dropped += 1
+            return
+        self._log_lines.append(text)
+        if not self._log_ready.is_set():
+            self._log_ready.set()
 
     def _trace(self, text: str) -> None:
         if self.config.trace:
@@ -310,13 +320,27 @@ class ChatServer:
             self.log(text)
 
     def _log_writer(self) -> None:
+        lines = self._log_lines
         while True:
-            item = self._log_queue.get()
-            if item is None:
+            self._log_ready.wait()
+            self._log_ready.clear()  # before draining: a line logged from now on sets it
+            while lines:
+                item = lines.popleft()
+                if self._log_sink is not None:
+                    with contextlib.suppress(Exception):
+                        self._log_sink(item)
+            if self._log_closed:
                 break
-            if self._log_sink is not None:
-                with contextlib.suppress(Exception):
-                    self._log_sink(item)
+            # Waking a thread per line costs more than the line: at 2,000 joins a second
+            # that was half the server's CPU. Lines logged during the nap share one wake.
+            time.sleep(_LOG_BATCH)
+
+    def _close_log(self, writer: threading.Thread | None, timeout: float) -> None:
+        """Stop the log writer once it has written every line logged so far."""
+        self._log_closed = True
+        self._log_ready.set()
+        if writer is not None:
+            writer.join(timeout)
 
     # ------------------------------------------------------------------ accepting
     def _accept_loop(self) -> None:
@@ -369,17 +393,22 @@ class ChatServer:
 
     def _admit(self, sock: socket.socket, addr: Any) -> None:
         peer = format_address(addr[0], addr[1])
-        with self._lock:
+        if not LISTENER_OPTIONS_INHERITED:
+            tune(sock, self.config.keepalive)
+        conn = Conn(sock, peer)
+        with self._lock:  # leaving it sends the prompt
             full = len(self._conns) >= self.max_clients
+            if not full:
+                self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+                self._conns.add(conn)
+                # The accept loop greets, not the reader thread: the prompt is on its way
+                # while that thread wakes up, and it is out before any line can be read.
+                self._greet(conn)
         if full:
             self.stats.refused += 1
             self._warn_once("full", f"server full ({self.max_clients} clients); refusing")
             self._refuse(sock, f"server full (max {self.max_clients} clients)")
             return
-        tune(sock, self.config.keepalive)
-        conn = Conn(sock, peer)
-        with self._lock:
-            self._conns.add(conn)
         # A thread whose client left waits a moment for the next one: starting a thread
         # costs about 120 µs, and the accept loop would wait for each start.
         with self._pool_lock:
@@ -392,13 +421,28 @@ class ChatServer:
                 threading.Thread(target=self._worker, args=(conn,), daemon=True).start()
             except RuntimeError:  # can't start new thread
                 with self._lock:
-                    self._conns.discard(conn)
+                    self._forget(conn)
                 self._warn_once("threads", "cannot start more threads; refusing newcomers")
                 self._refuse(sock, "server busy, try again later")
                 time.sleep(0.05)
                 return
         self.stats.accepted += 1
-        self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+
+    def _greet(self, conn: Conn) -> None:
+        """A new connection: the handshake's clock starts, the room sends the prompt."""
+        conn.deadline = self._last_deadline = time.monotonic() + self.config.handshake_timeout
+        if conn.deadline + 0.01 < self._housekeeper_due:
+            self._wake()  # the housekeeper would look too late for this deadline
+        self._handshaking.add(conn)
+        self._apply(self.room.connect(conn))
+
+    def _forget(self, conn: Conn) -> None:
+        """Undo _greet and _admit for a connection no thread will serve (lock held)."""
+        conn.gone = conn.discard = conn.closed = True
+        conn.out, conn.unsent, conn.queued = [], b"", 0
+        self._handshaking.discard(conn)
+        self.room.disconnect(conn, p.Reason.CLOSED)
+        self._conns.discard(conn)
 
     def _refuse(self, sock: socket.socket, why: str) -> None:
         with contextlib.suppress(OSError):
@@ -431,12 +475,6 @@ class ChatServer:
         sock = conn.sock
         framer = p.LineFramer(self.config.max_line)
         reason = p.Reason.CLOSED
-        with self._lock:
-            conn.deadline = time.monotonic() + self.config.handshake_timeout
-            if not self._handshaking:
-                self._wake()  # the housekeeper now has a deadline to watch
-            self._handshaking.add(conn)
-            self._apply(self.room.connect(conn))
         waiter = Waiter() if IS_WINDOWS else None
         try:
             while True:
@@ -653,9 +691,16 @@ class ChatServer:
                 if self._handshaking:
                     first = min(c.deadline for c in self._handshaking)
                     timeout = max(0.0, first - now) + 0.01
+                elif self._last_deadline > now:
+                    # Handshakes mostly end before this thread looks. Waking at the last
+                    # one's deadline anyway means the next greeting, whose deadline is
+                    # later, needs no wake-up: one per handshake timeout, not per client.
+                    timeout = self._last_deadline - now + 0.01
                 if self._held:
                     due = max(0.0, self._held_since + _NOTICE_DELAY - now)
                     timeout = due if timeout is None else min(timeout, due)
+                # Later handshakes have later deadlines: they need no wake-up until then.
+                self._housekeeper_due = math.inf if timeout is None else now + timeout
             writable = waiter.wait(self._wake_r, [c.sock for c in watch], timeout)
             with self._lock:  # leaving it flushes
                 self._woken = False

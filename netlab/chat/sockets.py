@@ -19,6 +19,10 @@ IS_WINDOWS = sys.platform.startswith("win")
 DONTWAIT: int = getattr(socket, "MSG_DONTWAIT", 0)
 
 LINGER_ZERO = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
+# Linux copies a listening socket's options (TCP_NODELAY, keepalive and its timers) to every
+# socket accept() returns: set once on the listener, they cost nothing per connection. Other
+# systems get them set on each connection as well.
+LISTENER_OPTIONS_INHERITED = sys.platform.startswith("linux")
 
 
 def wake_pair() -> tuple[socket.socket, socket.socket]:
