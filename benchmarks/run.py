@@ -377,6 +377,9 @@ def main() -> None:
     if load[0] > 0.5:
         notes.append(f"the machine was not idle at the start (load average {load[0]:.2f}): "
                      "other work shared the cores")
+    notes.append("Latency runs from the sender's send() to the line's arrival in the observer's "
+                 "socket, as the kernel stamps it (SO_TIMESTAMPNS on Linux), so the time the "
+                 "generator's loop takes to get to a socket is not counted against a server.")
     notes.append("ncat ran with `--max-conns 10000` (its default of 100 refuses the "
                  "1,000-client rows outright).")
     text = render(table, max(1, args.repeat), load, notes)

@@ -17,7 +17,14 @@ from typing import Any
 import pytest
 
 from netlab.bench import stats, tokens
-from tests.conftest import WAIT, ServerProcess, _readline, netlab_cmd, require_tool
+from tests.conftest import (
+    WAIT,
+    ServerProcess,
+    _readline,
+    netlab_cmd,
+    require,
+    require_tool,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 60  # no bench run in these tests may take longer
@@ -206,6 +213,50 @@ def test_churn_and_bad_input_leave_netlab_chatting(server: ServerProcess) -> Non
     assert r["churn"]["back_to_baseline"] is True
     assert [c["case"] for c in r["bad_input"] if c["ok"]] == [
         "nick-non-ascii", "partial-rst", "no-nick"]
+
+
+@pytest.mark.parametrize("close", ["rst", "fin"])
+def test_churn_one_at_a_time_leaves_netlab_as_it_was(server: ServerProcess, close: str) -> None:
+    code, r, _ = bench("--port", str(server.port), "--clients", "0", "--churn", "30",
+                       "--concurrency", "1", "--close", close)
+    assert code == 0, r.get("verdicts")
+    assert (r["churn"]["ok"], r["churn"]["failed"], r["churn"]["errors"]) == (30, 0, {})
+    assert r["churn"]["back_to_baseline"] is True and r["churn"]["pair_ok"]
+
+
+def test_churn_one_at_a_time_names_what_went_wrong() -> None:
+    # A listener that accepts but never prompts: every round times out in the handshake.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        port = listener.getsockname()[1]
+        code, r, _ = bench("--port", str(port), "--pid", str(os.getpid()), "--clients", "0",
+                           "--churn", "1", "--concurrency", "1", "--time-limit", "30")
+    assert code == 1
+    assert r["churn"]["ok"] == 0
+    assert r["churn"]["errors"] == {"no NICK prompt within 5 s": 1}
+
+
+def test_latency_ends_when_the_line_reaches_the_socket_not_when_the_loop_reads_it() -> None:
+    from netlab.bench import loadgen as lg
+
+    require(lg.KERNEL_STAMPS, "arrival stamps from the kernel are a Linux feature")
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        engine = lg.Engine("127.0.0.1", listener.getsockname()[1], "raw", run=7)
+        observer = lg.Client(1, "obs", lg.OBSERVER)
+        engine.add([observer], 1)
+        engine.loop(lambda: observer.state == lg._READY, time.monotonic() + WAIT)
+        server_side, _ = listener.accept()
+        with server_side:
+            engine.tally.expected = 1
+            server_side.sendall(tokens.encode(7, 2, 0, lg.send_clock() // 1000))
+            time.sleep(0.3)  # the generator is busy elsewhere; the line waits in the socket
+            engine.loop(lambda: engine.tally.delivered == 1, time.monotonic() + WAIT)
+        engine.close_all()
+    [latency_ns] = engine.tally.latencies
+    assert 0 <= latency_ns < 100_000_000
 
 
 def _free_port() -> int:

@@ -21,6 +21,7 @@ import select
 import selectors
 import socket
 import struct
+import sys
 import time
 from array import array
 from collections.abc import Callable
@@ -37,6 +38,13 @@ _RECV = 262144
 _SINK_INTERVAL = 0.02  # sink-only loops poll 50 times a second: fewer, fuller recv() calls
 _LINGER_ZERO = struct.pack("ii", 1, 0)
 _CONNECTING, _HANDSHAKE, _READY, _CLOSED = range(4)
+# Latency ends when a line reaches the observer's socket, not when this busy loop gets to
+# it: Linux stamps each arriving packet (SO_TIMESTAMPNS, 35 on x86 and ARM; Python does not
+# name it) and recvmsg() hands the stamp over. The stamp is wall-clock time, so token send
+# times are too. Elsewhere the stamp is the time select() returned.
+_SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+KERNEL_STAMPS = sys.platform.startswith("linux")
+_STAMP_SPACE = socket.CMSG_SPACE(16) if hasattr(socket, "CMSG_SPACE") else 0
 
 
 class Client:
@@ -136,6 +144,7 @@ class Engine:
         self.senders: dict[int, Client] = {}
         self._stall_poll = select.poll() if hasattr(select, "poll") else None
         self._stall_by_fd: dict[int, Client] = {}
+        self._wall_ns = send_clock()  # arrival time when the kernel gives no stamp
 
     # ------------------------------------------------------------------ connecting
     def add(self, clients: list[Client], concurrency: int) -> None:
@@ -203,6 +212,9 @@ class Engine:
             # 128 KiB a loaded generator looks like a slow reader to the server.
             with contextlib.suppress(OSError):
                 c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            if KERNEL_STAMPS:
+                with contextlib.suppress(OSError):
+                    c.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
         if c.role & STALLED:
             # Never read again: only watch for the server closing it (POLLHUP, POLLERR).
             self.sel.unregister(c.sock)
@@ -276,6 +288,7 @@ class Engine:
             except InterruptedError:
                 continue
             now = time.monotonic_ns()
+            self._wall_ns = send_clock()
             for key, mask in events:
                 c: Client = key.data
                 if c.state == _CONNECTING:
@@ -308,8 +321,13 @@ class Engine:
 
     def _read(self, c: Client, now: int) -> None:
         assert c.sock is not None
+        arrived = self._wall_ns
         try:
-            data = c.sock.recv(_RECV)
+            if c.framer is not None and KERNEL_STAMPS:
+                data, ancillary, _, _ = c.sock.recvmsg(_RECV, _STAMP_SPACE)
+                arrived = _arrival(ancillary) or arrived
+            else:
+                data = c.sock.recv(_RECV)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -327,7 +345,7 @@ class Engine:
         if c.state == _HANDSHAKE:
             self._handshake(c, data, now)
         elif c.framer is not None:
-            self._observe(c, c.framer.feed(data), now)
+            self._observe(c, c.framer.feed(data), now, arrived)
         else:
             self.sink_bytes += len(data)
 
@@ -335,7 +353,9 @@ class Engine:
         c.closed_ns = now
         self._close(c, rst=False)
 
-    def _observe(self, c: Client, lines: list[bytes | LineTooLong], now: int) -> None:
+    def _observe(self, c: Client, lines: list[bytes | LineTooLong], now: int,
+                 arrived: int) -> None:
+        """Tally the tokens in lines that reached the socket at `arrived` (send_clock)."""
         t = self.tally
         found = tokens.Found()
         for line in lines:
@@ -361,7 +381,7 @@ class Engine:
                 continue
             c.seen.add(key)
             t.delivered += 1
-            t.latencies.append(now - sent_us * 1000)
+            t.latencies.append(arrived - sent_us * 1000)
             if now - t.last_delivery_ns > t.max_gap_ns and t.last_delivery_ns:
                 t.max_gap_ns = now - t.last_delivery_ns
             t.last_delivery_ns = now
@@ -444,7 +464,7 @@ class Engine:
 
     def _send_token(self, s: Client, now: int) -> None:
         assert self.plan is not None
-        line = tokens.encode(self.run, s.idx, s.sent, time.monotonic_ns() // 1000,
+        line = tokens.encode(self.run, s.idx, s.sent, send_clock() // 1000,
                              self.plan.size)
         s.sent += 1
         self.tally.last_send_ns = now
@@ -458,7 +478,20 @@ class Engine:
 
     def send_line(self, c: Client, sid: int, seq: int, size: int = 100) -> None:
         """One token line outside the plan (warm-up, the newcomer's probe)."""
-        self._write(c, tokens.encode(self.run, sid, seq, time.monotonic_ns() // 1000, size))
+        self._write(c, tokens.encode(self.run, sid, seq, send_clock() // 1000, size))
+
+
+def send_clock() -> int:
+    """Nanoseconds stamped into token lines, on the clock the arrival stamps use."""
+    return time.time_ns() if KERNEL_STAMPS else time.monotonic_ns()
+
+
+def _arrival(ancillary: list[tuple[int, int, bytes]]) -> int:
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return int(sec * 1_000_000_000 + nsec)
+    return 0
 
 
 def _errname(err: int) -> str:
