@@ -3,6 +3,7 @@ a deliberately broken server (tests/broken_server.py), the tutorial baseline and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netlab.bench import stats, tokens
 from tests.conftest import (
@@ -47,6 +50,30 @@ def test_a_token_cut_by_another_line_counts_as_corrupted_not_delivered() -> None
     tokens.scan(a[:30] + b + a[30:], 7, found)  # raw recv() chunks relayed: glued pieces
     assert found.tokens == [(2, 0, 2)]
     assert found.corrupted == 1
+
+
+@given(st.lists(st.sampled_from(["token", "cut", "foreign", "noise"]), max_size=30),
+       st.lists(st.integers(min_value=1, max_value=400), max_size=40))
+def test_scanning_chunks_as_they_arrive_counts_what_scanning_line_by_line_counts(
+        kinds: list[str], cuts: list[int]) -> None:
+    from netlab.bench import loadgen as lg
+
+    a, b = tokens.encode(7, 1, 0, 1), tokens.encode(7, 2, 0, 2)
+    make = {"token": lambda i: tokens.encode(7, 3, i, 5, size=60 + i),
+            "cut": lambda i: a[:30] + b + a[30:],  # two tokens glued: one lost, one corrupted
+            "foreign": lambda i: tokens.encode(8, 1, i, 5),
+            "noise": lambda i: b"*** someone joined ~T\n"}
+    stream = b"".join(make[k](i) for i, k in enumerate(kinds))
+    by_line = tokens.Found()
+    for line in stream.split(b"\n"):
+        tokens.scan(line, 7, by_line)
+    client, by_chunk, pos = lg.Client(0, "o", lg.OBSERVER), tokens.Found(), 0
+    client.tail = b""
+    for size in [*cuts, len(stream)]:
+        tokens.scan(lg._complete_lines(client, stream[pos:pos + size]), 7, by_chunk)
+        pos += size
+    assert by_chunk == by_line
+    assert client.tail == b""
 
 
 def test_a_changed_byte_fails_the_checksum_and_other_runs_are_foreign() -> None:
@@ -250,6 +277,7 @@ def test_latency_ends_when_the_line_reaches_the_socket_not_when_the_loop_reads_i
         engine.loop(lambda: observer.state == lg._READY, time.monotonic() + WAIT)
         server_side, _ = listener.accept()
         with server_side:
+            _wait_for_arrival_stamps(server_side, observer.sock)
             engine.tally.expected = 1
             server_side.sendall(tokens.encode(7, 2, 0, lg.send_clock() // 1000))
             time.sleep(0.3)  # the generator is busy elsewhere; the line waits in the socket
@@ -257,6 +285,22 @@ def test_latency_ends_when_the_line_reaches_the_socket_not_when_the_loop_reads_i
         engine.close_all()
     [latency_ns] = engine.tally.latencies
     assert 0 <= latency_ns < 100_000_000
+
+
+def _wait_for_arrival_stamps(sender: socket.socket, receiver: Any) -> None:
+    """Linux turns packet stamping on a moment after the first socket asks for it (in
+    deferred work): until then packets arrive unstamped."""
+    from netlab.bench import loadgen as lg
+
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        sender.sendall(b"\n")
+        time.sleep(0.01)
+        with contextlib.suppress(BlockingIOError):
+            _, ancillary, _, _ = receiver.recvmsg(16, lg._STAMP_SPACE)
+            if lg._arrival(ancillary):
+                return
+    raise AssertionError("no arrival stamps from the kernel")
 
 
 def _free_port() -> int:
