@@ -11,7 +11,15 @@ from pathlib import Path
 
 import psutil
 
-from tests.conftest import WAIT, LineClient, ServerProcess, netlab_cmd, require, require_tool
+from tests.conftest import (
+    WAIT,
+    LineClient,
+    ServerProcess,
+    _readline,
+    netlab_cmd,
+    require,
+    require_tool,
+)
 
 Connect = Callable[..., LineClient]
 
@@ -399,3 +407,33 @@ def test_debug_shows_the_traceback_that_is_otherwise_hidden() -> None:
         holder.close()
     assert quiet.returncode == 3 and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "SocketProblem" in loud.stderr
+
+
+def test_json_mode_streams_only_the_documented_lines_on_stdout(tmp_path: Path) -> None:
+    import json
+
+    err = open(tmp_path / "err.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(netlab_cmd("serve", "--port", "0", "--json"),
+                            stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    err.close()
+    try:
+        listening = json.loads(_readline(proc.stdout, WAIT))  # type: ignore[arg-type]
+        assert listening == {"type": "listening", "host": "127.0.0.1",
+                             "port": listening["port"], "max_clients": listening["max_clients"]}
+        assert listening["port"] > 0 and listening["max_clients"] > 0
+        alice = LineClient(listening["port"]).join("alice")
+        alice.send("hello")
+        alice.expect("alice: hello")
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=WAIT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    lines = [json.loads(line) for line in rest.decode().splitlines()]
+    assert [line["type"] for line in lines] == ["stopped"]
+    stopped = lines[0]
+    # Lines received: the nickname and "hello".
+    assert (stopped["connections"], stopped["joined"], stopped["peak_online"],
+            stopped["lines"], stopped["refused"], stopped["dropped_too_slow"]) == (1, 1, 1, 2, 0, 0)
+    assert proc.returncode == 0
+    assert "+ alice joined" in (tmp_path / "err.log").read_text()

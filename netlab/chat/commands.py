@@ -67,7 +67,7 @@ class ByteSize(click.ParamType):
               help="threads: a reader thread per client, as the exercise teaches; selectors: "
                    "one thread serving every socket (lesson 6's next step).")
 @click.option("--json", "as_json", is_flag=True,
-              help="JSON Lines on stdout (listening, join, leave, stopped); logs to stderr.")
+              help="JSON Lines on stdout (listening, stopped); the log goes to stderr.")
 def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queue: int,
           handshake_timeout: float, trace: bool, engine: str, as_json: bool) -> None:
     """Run the chat server (Ctrl-C stops it)."""
