@@ -129,6 +129,14 @@ def limited(r: dict[str, Any]) -> bool:
     return bool(r.get("generator", {}).get("limited"))
 
 
+NOISY_STEAL = 2.0  # percent: as netlab.bench.report flags it
+
+
+def noisy(r: dict[str, Any]) -> bool:
+    """The host of this virtual machine took CPU time from it during the run."""
+    return ((r.get("machine") or {}).get("steal_percent") or 0) >= NOISY_STEAL
+
+
 # ---------------------------------------------------------------------- the rows
 def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
     n1000 = "200" if quick else "1000"
@@ -138,7 +146,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
             show: Callable[[dict[str, Any]], str], passes: Callable[[dict[str, Any]], bool],
             ) -> None:
         table.append({"scenario": name, "target": target,
-                      "cells": {k: (_cell(show, r), limited(r)) for k, r in runs.items()},
+                      "cells": {k: (_cell(show, r), limited(r), noisy(r))
+                                for k, r in runs.items()},
                       "pass": _safe(passes, runs["netlab"]) is True,
                       "pass_selectors": ("selectors" in runs
                                          and _safe(passes, runs["selectors"]) is True)})
@@ -299,7 +308,7 @@ def _help_row() -> dict[str, Any]:
             times.append((time.perf_counter() - t0) * 1000)
     ms = statistics.median(times)
     return {"scenario": "`netlab --help` (console script, median of 5 warm runs)",
-            "target": "<= 100 ms", "cells": {"netlab": (f"{ms:.0f} ms", False)},
+            "target": "<= 100 ms", "cells": {"netlab": (f"{ms:.0f} ms", False, False)},
             "pass": ms <= 100}
 
 
@@ -324,18 +333,20 @@ def render(table: list[dict[str, Any]], repeat: int, load: tuple[float, ...],
            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}. One load generator (`netlab bench`) "
            f"on the same machine; each figure is the median of {repeat} run(s); every server "
            "started fresh for every run. `*` marks a figure limited by the load generator "
-           "(one of its processes above 80 % of a core), not by the server.", "",
+           "(one of its processes above 80 % of a core), not by the server; `~` a run during "
+           f"which this virtual machine's host took {NOISY_STEAL:g} % or more of its CPU time "
+           "(steal), which shows as latency spikes and slow rounds.", "",
            "| scenario | target for netlab | netlab | pass | netlab --engine selectors | pass "
            "| tutorial server | ncat --chat |",
            "|---|---|---|---|---|---|---|---|"]
     for r in table:
         cells = r["cells"]
 
-        def cell(k: str, cells: dict[str, tuple[str, bool]] = cells) -> str:
+        def cell(k: str, cells: dict[str, tuple[str, bool, bool]] = cells) -> str:
             if k not in cells:
                 return "not run"
-            text, lim = cells[k]
-            return text.replace("|", "/") + (" *" if lim else "")
+            text, lim, host = cells[k]
+            return text.replace("|", "/") + (" *" if lim else "") + (" ~" if host else "")
 
         sel_pass = ("" if "selectors" not in cells
                     else "yes" if r.get("pass_selectors") else "**no**")

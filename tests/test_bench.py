@@ -118,6 +118,21 @@ def test_verdicts_speak_plain_words() -> None:
     assert "newcomer" in text
 
 
+def test_time_a_virtual_machine_lost_to_its_host_is_reported_as_noise() -> None:
+    from netlab.bench import report
+    from netlab.bench.watch import steal_percent
+
+    assert steal_percent((10.0, 1000.0), (13.0, 1100.0)) == 3.0
+    assert steal_percent(None, (13.0, 1100.0)) is None  # not Linux: no steal figure
+    assert steal_percent((10.0, 1000.0), (10.0, 1000.0)) is None  # no time passed
+    r = {"target": {"host": "127.0.0.1", "port": 1, "protocol": "netlab"},
+         "generator": {"processes": 1, "cpu_percent": {}}, "verdicts": [],
+         "machine": {"steal_percent": 3.0}}
+    assert "the host took 3.0 % of this machine's CPU time" in report.render(r)
+    r["machine"]["steal_percent"] = 0.4
+    assert "the host took" not in report.render(r)
+
+
 def test_the_generator_is_flagged_when_it_used_most_of_a_core() -> None:
     assert stats.generator_note({"chat": 40.0}) is None
     assert "load generator" in (stats.generator_note({"chat": 40.0, "connect": 93.0}) or "")
@@ -179,6 +194,9 @@ def test_bench_against_netlab_counts_every_delivery(server: ServerProcess) -> No
     assert r["connect"]["joined"] == 6 and r["connect"]["failed"] == 0
     assert r["target"]["pid"] == server.pid  # found from the listening port
     assert r["server"]["end"]["threads"] >= 1 and r["ok"] is True
+    assert r["type"] == "bench"
+    if sys.platform.startswith("linux"):
+        assert 0.0 <= r["machine"]["steal_percent"] <= 100.0
 
 
 def test_sinks_in_a_worker_process_still_join_and_drain(server: ServerProcess) -> None:
@@ -351,3 +369,20 @@ def test_nobody_listening_is_exit_3_with_the_catalog_explanation() -> None:
     code, r, stderr = bench("--port", str(port), "--clients", "2", "--messages", "1")
     assert code == 3 and r == {}
     assert "ECONNREFUSED" in stderr
+
+
+def test_the_benchmark_table_marks_limited_and_disturbed_figures() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    quiet = {"generator": {"limited": False}, "machine": {"steal_percent": 0.3}}
+    stolen = {"generator": {"limited": False}, "machine": {"steal_percent": 4.0}}
+    busy = {"generator": {"limited": True}, "machine": {"steal_percent": None}}
+    assert [run.noisy(r) for r in (quiet, stolen, busy)] == [False, True, False]
+    table = [{"scenario": "s", "target": "t", "pass": True, "pass_selectors": False,
+              "cells": {"netlab": ("1 ms", False, True), "tutorial": ("9 ms", True, False)}}]
+    text = run.render(table, 3, (0.1, 0.1, 0.1), [])
+    assert "| s | t | 1 ms ~ | yes | not run |  | 9 ms * | not run |" in text

@@ -8,7 +8,8 @@ failed (the answer to "does it hold up?" is no); 2 usage (also a remote target w
 
 `--json` prints one object on stdout (progress and narration go to stderr):
 
-    {"target": {"host", "port", "protocol", "pid", "process"},
+    {"type": "bench",
+     "target": {"host", "port", "protocol", "pid", "process"},
      "options": {"clients", "senders", "messages", "rate", "size"},   # rate null: --max
      "connect": {"clients", "joined", "failed", "errors": {name: count}, "seconds",
                  "in_flight", "connect_ms": LAT, "handshake_ms": LAT, "server": SRV},
@@ -25,6 +26,7 @@ failed (the answer to "does it hold up?" is no); 2 usage (also a remote target w
      "generator": {"processes", "cpu_percent": {phase: percent of one core}, "limited",
                    "note"},
      "workers": [{"clients"}, ...],
+     "machine": {"steal_percent"},  # CPU time the host of a VM took; null off Linux
      "verdicts": [{"scenario", "ok", "text"}, ...],
      "ok": bool}
     LAT  = {"p50", "p90", "p99", "max" (milliseconds), "count"}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
+NOISY_STEAL = 2.0  # percent of CPU time taken by a virtual machine's host
+
 
 class ProgressBar:
     """A progress bar on stderr (rich, on a terminal); otherwise one line per phase."""
@@ -121,6 +123,10 @@ def render(r: dict[str, Any]) -> str:
     lines.append(f"load generator: {g['processes']} process(es); CPU of a core: {busy}")
     if g.get("note"):
         lines.append(f"  note: {g['note']}")
+    steal = (r.get("machine") or {}).get("steal_percent")
+    if steal is not None and steal >= NOISY_STEAL:
+        lines.append(f"  note: the host took {steal} % of this machine's CPU time during the "
+                     "run (a virtual machine sharing its cores): expect noisier figures")
     lines.append("")
     lines.append("verdicts:")
     for v in r["verdicts"]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from netlab.bench import loadgen as lg
 from netlab.bench import stats
-from netlab.bench.watch import ServerWatch, delta
+from netlab.bench.watch import ServerWatch, delta, host_times, steal_percent
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -63,6 +63,7 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
     deadline = Deadline(opts.time_limit)
     run_id = random.randrange(1, 0xFFFFFF)
     result: dict[str, Any] = {
+        "type": "bench",
         "target": {"host": opts.host, "port": opts.port, "protocol": opts.protocol,
                    "pid": watch.pid if watch else None,
                    "process": watch.name if watch else None},
@@ -72,6 +73,7 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
         "verdicts": [],
     }
     busy: dict[str, float] = result["generator"]["cpu_percent"]
+    host0 = host_times()
     sample = watch.sample if watch else (lambda: None)
     result["server"] = {"start": sample()}
     if opts.clients:
@@ -99,6 +101,8 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
     if watch:
         result["server"]["peak_rss_kib"] = watch.peak_rss // 1024
         result["server"]["alive"] = watch.alive()
+    steal = steal_percent(host0, host_times() if host0 else None)
+    result["machine"] = {"steal_percent": steal}
     note = stats.generator_note(busy)
     result["generator"]["limited"] = note is not None
     result["generator"]["note"] = note

@@ -58,6 +58,26 @@ class ServerWatch:
                 "threads": threads, "fds": fds}
 
 
+def host_times() -> tuple[float, float] | None:
+    """(steal, total) CPU seconds of this machine so far. Steal is the time a virtual
+    machine was ready to run but its host ran something else (Linux only: None elsewhere);
+    it shows up as latency spikes and slow rounds no server can avoid."""
+    import psutil
+
+    times = psutil.cpu_times()
+    steal = getattr(times, "steal", None)
+    if steal is None:
+        return None
+    return float(steal), float(sum(times))
+
+
+def steal_percent(before: tuple[float, float] | None,
+                  after: tuple[float, float] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+
+
 def delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any] | None:
     if not before or not after:
         return None
