@@ -196,7 +196,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
         tut = cpu[rate]["tutorial"]
         row(f"server CPU per delivery, {n1000} clients, {rate} msg/s",
             "<= 1.25x the tutorial server's (s per million deliveries)", cpu[rate],
-            lambda r: f"{r['chat']['server']['cpu_s_per_million_deliveries']}",
+            lambda r: (f"{r['chat']['server']['cpu_s_per_million_deliveries']} (whole "
+                       f"machine {r['chat']['server']['machine_cpu_s_per_million_deliveries']})"),
             lambda r, tut=tut: (r["chat"]["server"]["cpu_s_per_million_deliveries"]
                                 <= 1.25 * tut["chat"]["server"]["cpu_s_per_million_deliveries"]))
 
@@ -391,6 +392,9 @@ def main() -> None:
     notes.append("Latency runs from the sender's send() to the line's arrival in the observer's "
                  "socket, as the kernel stamps it (SO_TIMESTAMPNS on Linux), so the time the "
                  "generator's loop takes to get to a socket is not counted against a server.")
+    notes.append("CPU rows: the server process's CPU per million deliveries, and in brackets the "
+                 "whole machine's (server, generator and the kernel's work between them), which "
+                 "also counts what the kernel sends for a server while another process runs.")
     notes.append("ncat ran with `--max-conns 10000` (its default of 100 refuses the "
                  "1,000-client rows outright).")
     text = render(table, max(1, args.repeat), load, notes)

@@ -133,6 +133,16 @@ def test_time_a_virtual_machine_lost_to_its_host_is_reported_as_noise() -> None:
     assert "the host took" not in report.render(r)
 
 
+def test_machine_cpu_counts_work_done_in_any_process() -> None:
+    from netlab.bench.watch import host_busy
+
+    before = host_busy()
+    end = time.process_time() + 0.2
+    while time.process_time() < end:  # 0.2 s of CPU in this process
+        pass
+    assert host_busy() - before >= 0.15
+
+
 def test_the_generator_is_flagged_when_it_used_most_of_a_core() -> None:
     assert stats.generator_note({"chat": 40.0}) is None
     assert "load generator" in (stats.generator_note({"chat": 40.0, "connect": 93.0}) or "")
@@ -195,6 +205,7 @@ def test_bench_against_netlab_counts_every_delivery(server: ServerProcess) -> No
     assert r["target"]["pid"] == server.pid  # found from the listening port
     assert r["server"]["end"]["threads"] >= 1 and r["ok"] is True
     assert r["type"] == "bench"
+    assert chat["server"]["machine_cpu_s_per_million_deliveries"] >= 0
     if sys.platform.startswith("linux"):
         assert 0.0 <= r["machine"]["steal_percent"] <= 100.0
 

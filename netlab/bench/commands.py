@@ -35,7 +35,8 @@ failed (the answer to "does it hold up?" is no); 2 usage (also a remote target w
             "delivered", "lost", "duplicated", "corrupted", "delivered_percent", "seconds",
             "deliveries_per_s", "latency_ms": LAT, "freeze_s", "generator_cpu_percent",
             "wall_s", "server": {"cpu_s", "rss_kib", "threads", "fds",
-                                 "cpu_s_per_million_deliveries"}}
+                                 "cpu_s_per_million_deliveries",
+                                 "machine_cpu_s_per_million_deliveries"}}
 
 Deliveries count lines received by observer clients from *other* clients (servers differ
 on echoing a line to its sender); server CPU per delivery divides by every delivery to
