@@ -42,12 +42,14 @@ from netlab.chat.sockets import (
 )
 from netlab.diagnose.catalog import format_address, socket_problem
 
-_RECV_SIZE = 65536
 # A reader blocked in recv() holds its buffer, and a 64 KiB one costs each waiting thread
 # about 8 KiB of resident memory (measured: 24 KiB per idle thread instead of 18 with 1 KiB).
 # Idle readers wait with a small buffer; one that comes back full means more is on its
-# way, and the next read takes up to 64 KiB.
+# way, and the next read takes up to 16 KiB. Not 64: reads of 64 KiB, shrunk to what
+# arrived, fragmented the thread's heap, and a 10 MB line grew the server by up to 1 MiB
+# (16 KiB reads: under 150 KiB).
 _RECV_IDLE = 1024
+_RECV_SIZE = 16384
 _THREAD_STACK = 256 * 1024  # a reader thread needs little; 8 MiB default x 10,000 threads
 _FD_MARGIN = 64  # fds kept for the listener, logs, pipes and the spare used to refuse
 
