@@ -73,7 +73,9 @@ def server(kind: str) -> Iterator[int]:
     else:
         cmd = {"netlab": [PY, "-m", "netlab", "serve", "--port", "0"],
                "selectors": [PY, "-m", "netlab", "serve", "--port", "0", "--engine",
-                             "selectors"]}.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
+                             "selectors"],
+               "bare": [PY, str(HERE / "bare_server.py"), "0"],
+               }.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         line = _first_line(proc)
@@ -386,6 +388,13 @@ def main() -> None:
     load = os.getloadavg()
     table = rows(max(1, args.repeat), args.quick, args.skip_5000)
     notes = list(args.note)
+    bare = median_run("bare", max(1, args.repeat), lambda r: r["churn"]["rounds_per_s"],
+                      "--clients", "0", "--churn", "2000", "--concurrency", "1")
+    rate = _safe(lambda r: r["churn"]["rounds_per_s"], bare)
+    notes.append(f"Reference for the churn rows: `benchmarks/bare_server.py`, which only "
+                 f"answers the handshake, one connection at a time, took {rate} rounds/s "
+                 "one at a time against the same generator (median of "
+                 f"{max(1, args.repeat)}).")
     if load[0] > 0.5:
         notes.append(f"the machine was not idle at the start (load average {load[0]:.2f}): "
                      "other work shared the cores")

@@ -260,6 +260,13 @@ def test_the_tutorial_server_dies_on_a_reset_before_accept(script) -> None:  # t
     assert "server process died" in case["text"] or "could not chat" in case["text"]
 
 
+def test_the_bare_reference_server_answers_every_churn_round_but_is_no_chat(script) -> None:  # type: ignore[no-untyped-def]
+    srv = script(ROOT / "benchmarks" / "bare_server.py", "0")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "0", "--churn", "20")
+    assert (r["churn"]["ok"], r["churn"]["errors"]) == (20, {})
+    assert code == 1 and r["churn"]["pair_ok"] is False  # it relays nothing
+
+
 def test_churn_and_bad_input_leave_netlab_chatting(server: ServerProcess) -> None:
     code, r, _ = bench("--port", str(server.port), "--clients", "0", "--churn", "40",
                        "--concurrency", "4", "--bad-input", "--case", "nick-non-ascii",
