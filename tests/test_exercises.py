@@ -57,7 +57,10 @@ PROGRAMS = [
     (4, HERE / "ex04_wrong_no_limit.py", "1 MB line is not passed on"),
     (5, starter("chat_server.py"), ""),
     (5, HERE / "chat_server.py", None),
-    (5, HERE / "ex05_wrong_only_eof.py", "resets (RST)"),
+    # Usually the reset goes unannounced. Under load the client's writer thread can hit
+    # the reset first and shut the socket down: the reader then sees EOF, announces a
+    # departure, and the unhandled-error path shows up at Ctrl-C instead.
+    (5, HERE / "ex05_wrong_only_eof.py", ("resets (RST)", "stops gracefully on Ctrl-C")),
     (6, starter("chat_server.py"), ""),
     (6, HERE / "chat_server.py", None),
     (6, HERE / "ex06_wrong_blocking.py", "never reads"),
@@ -72,7 +75,8 @@ PROGRAMS = [
 
 @pytest.mark.parametrize(("number", "program", "fails_on"), PROGRAMS,
                          ids=[f"ex{n}-{p.parent.name}-{p.stem}" for n, p, _ in PROGRAMS])
-def test_program_exercise(number: int, program: Path, fails_on: str | None) -> None:
+def test_program_exercise(number: int, program: Path,
+                          fails_on: str | tuple[str, ...] | None) -> None:
     code, data = run_check(number, "--", "python", str(program), "{host}", "{port}")
     failing = failed_names(data)
     if fails_on is None:
@@ -80,7 +84,8 @@ def test_program_exercise(number: int, program: Path, fails_on: str | None) -> N
         assert not failing
     else:
         assert code == 1
-        assert any(fails_on in name for name in failing), failing
+        wanted = (fails_on,) if isinstance(fails_on, str) else fails_on
+        assert any(w in name for w in wanted for name in failing), failing
         for c in data["criteria"]:
             assert set(c) >= {"name", "passed", "detail", "why"}
             assert c["detail"]
