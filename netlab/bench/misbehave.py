@@ -68,8 +68,7 @@ def churn(opts: Any, watch: ServerWatch | None, deadline: Any, progress: Any,
         idle = delta(idle0, watch.sample())
         out["idle_cpu_percent"] = (round(100 * idle["cpu_s"] / IDLE_WINDOW, 1) if idle
                                    else None)
-    ok, text = pair_chats(opts)
-    out["pair_ok"], out["pair_text"] = ok, text
+    out["pair_ok"], out["pair_text"] = pair_chats(opts)
     return out
 
 
