@@ -219,6 +219,15 @@ class LineClient:
         self.closed = True
 
 
+def connect_and_reset(port: int, rounds: int) -> None:
+    """Clients that vanish with RST: half before the prompt, half right after it."""
+    for i in range(rounds):
+        c = LineClient(port)
+        if i % 2:
+            c.expect("NICK")
+        c.reset()
+
+
 @pytest.fixture
 def connect(server: ServerProcess) -> Iterator[Callable[..., LineClient]]:
     clients: list[LineClient] = []

@@ -16,6 +16,7 @@ from tests.conftest import (
     LineClient,
     ServerProcess,
     _readline,
+    connect_and_reset,
     netlab_cmd,
     require,
     require_tool,
@@ -309,11 +310,7 @@ def test_trace_shows_the_socket_calls(start_server: Callable[..., ServerProcess]
 def test_connect_abort_cycles_leave_no_threads_or_fds_behind(server: ServerProcess) -> None:
     proc = psutil.Process(server.pid)
     baseline_threads, baseline_fds = proc.num_threads(), proc.num_fds()
-    for i in range(2000):
-        c = LineClient(server.port)
-        if i % 2:
-            c.expect("NICK")
-        c.reset()
+    connect_and_reset(server.port, 2000)
     survivor = LineClient(server.port).join("survivor")
     wait_until(lambda: proc.num_threads() <= baseline_threads + 1, what="threads to settle")
     wait_until(lambda: proc.num_fds() <= baseline_fds + 1, what="fds to settle")

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import psutil
 import pytest
 
-from tests.conftest import WAIT, LineClient, ServerProcess
+from tests.conftest import WAIT, LineClient, ServerProcess, connect_and_reset
 from tests.test_fault_suite import run_chaos
 
 Start = Callable[..., ServerProcess]
@@ -84,11 +84,7 @@ def test_handshake_timeout_and_server_full(start_server: Start) -> None:
 def test_churn_leaves_no_fds_and_ctrl_c_says_goodbye(loop_server: ServerProcess) -> None:
     proc = psutil.Process(loop_server.pid)
     base_fds, base_threads = proc.num_fds(), proc.num_threads()
-    for i in range(1000):
-        c = LineClient(loop_server.port)
-        if i % 2:
-            c.expect("NICK")
-        c.reset()
+    connect_and_reset(loop_server.port, 1000)
     client = LineClient(loop_server.port).join("last")
     deadline = time.monotonic() + WAIT
     while proc.num_fds() > base_fds + 1 and time.monotonic() < deadline:

@@ -100,15 +100,10 @@ class EventLoopServer(ChatServer):
                 now = time.monotonic()
                 if now >= next_check:
                     next_check = now + _CHECK_EVERY
-                    for conn in [c for c in self._handshaking if c.deadline <= now]:
-                        self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
-                        self._drop(conn, p.Reason.TIMEOUT)
+                    self._end_overdue_handshakes(now)
                     self._round()
         finally:
-            bye = p.encode_line("*** server shutdown")
-            for conn in list(self._conns):
-                self._deliver(conn, bye)
-                self._drop(conn, p.Reason.SHUTDOWN, announce=False)
+            self._say_goodbye()
             self._round()
             sel.close()
 

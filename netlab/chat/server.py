@@ -272,11 +272,8 @@ class ChatServer:
         if self._listener is not None:
             with contextlib.suppress(OSError):
                 self._listener.close()
-        bye = p.encode_line("*** server shutdown")
         with self._lock:
-            for conn in list(self._conns):
-                self._deliver(conn, bye)
-                self._drop(conn, p.Reason.SHUTDOWN, announce=False)
+            self._say_goodbye()
             self._to_drop.clear()
             self._wake()
         with self._pool_lock:
@@ -730,10 +727,21 @@ class ChatServer:
                             conn.dirty = True
                             self._dirty.append(conn)
                     self._held = []
-                for conn in [c for c in self._handshaking if c.deadline <= now]:
-                    self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
-                    self._drop(conn, p.Reason.TIMEOUT)
+                self._end_overdue_handshakes(now)
                 self._apply([])
+
+    def _end_overdue_handshakes(self, now: float) -> None:
+        """Drop the clients that chose no nickname in time (lock held)."""
+        for conn in [c for c in self._handshaking if c.deadline <= now]:
+            self._deliver(conn, p.encode_line(p.error_line("nickname timeout")))
+            self._drop(conn, p.Reason.TIMEOUT)
+
+    def _say_goodbye(self) -> None:
+        """Tell every client the server is stopping and drop them all (lock held)."""
+        bye = p.encode_line("*** server shutdown")
+        for conn in list(self._conns):
+            self._deliver(conn, bye)
+            self._drop(conn, p.Reason.SHUTDOWN, announce=False)
 
     # ------------------------------------------------------------------ limits
     def _capacity(self) -> int:
