@@ -5,11 +5,13 @@ from __future__ import annotations
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.conftest import (
     WAIT,
@@ -434,3 +436,32 @@ def test_json_mode_streams_only_the_documented_lines_on_stdout(tmp_path: Path) -
             stopped["lines"], stopped["refused"], stopped["dropped_too_slow"]) == (1, 1, 1, 2, 0, 0)
     assert proc.returncode == 0
     assert "+ alice joined" in (tmp_path / "err.log").read_text()
+
+
+def test_hundreds_of_clients_dying_at_once_are_dropped_without_recursion(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """One flush may find hundreds of dead peers; dropping each announces a departure that
+    may find more. That cascade is a loop, not a recursion 2 frames deep per client (which
+    past ~500 clients killed the thread doing the flush)."""
+    from netlab.chat.server import ChatServer, ServerConfig
+    from netlab.chat.sockets import raise_fd_limit
+
+    require((raise_fd_limit() or 1 << 20) >= 2 * 700 + 100, "needs 1,500 fds")
+    crashed: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: crashed.append(args.exc_value))
+    server = ChatServer(ServerConfig(port=0), log=lambda text: None)
+    _, port = server.bind()
+    server.start()
+    try:
+        clients = [LineClient(port).join(f"c{i}") for i in range(700)]
+        with server._lock.raw:  # readers see their RST only after all 700 are sent
+            for c in clients:
+                c.reset()
+        wait_until(lambda: server.online == 0, what="every dead client dropped")
+        alice, bob = LineClient(port).join("alice"), LineClient(port).join("bob")
+        alice.expect("*** bob joined")  # held notices need a living housekeeper
+        bob.send("still here")
+        alice.expect("bob: still here")
+        assert crashed == []
+    finally:
+        server.stop()

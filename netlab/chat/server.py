@@ -177,6 +177,7 @@ class ChatServer:
         self._handshaking: set[Conn] = set()
         self._backlogged: set[Conn] = set()
         self._to_drop: list[tuple[Conn, str]] = []
+        self._dropping = False  # an _apply() up the stack is working through _to_drop
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         # Wake-up pairs: one for the housekeeper (new backlog, new deadline, stop), one for
@@ -568,10 +569,19 @@ class ChatServer:
             elif kind is Close:
                 self._drop(action.who, action.reason)  # type: ignore[union-attr, arg-type]
         # Deliveries may have found dead or too-slow clients; dropping them broadcasts
-        # their departure, which may find more: loop until nothing is left.
-        while self._to_drop:
-            conn, reason = self._to_drop.pop()
-            self._drop(conn, reason)
+        # their departure, which may find more: loop until nothing is left. Only the
+        # outermost call loops: the nested ones (from _drop) would otherwise recurse two
+        # frames deep per dead client, and a flush that finds 500 dead peers would raise
+        # RecursionError in the thread doing it.
+        if self._dropping:
+            return
+        self._dropping = True
+        try:
+            while self._to_drop:
+                conn, reason = self._to_drop.pop()
+                self._drop(conn, reason)
+        finally:
+            self._dropping = False
 
     def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
         """Queue bytes for one client; the flush when the lock is left sends them."""
