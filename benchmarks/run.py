@@ -22,6 +22,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -56,14 +57,16 @@ def _first_line(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> str:
 
 
 @contextlib.contextmanager
-def server(kind: str) -> Iterator[int]:
-    """Start one server on a free port; yield the port; kill its process group."""
+def server(kind: str, errors: list[str] | None = None) -> Iterator[int]:
+    """Start one server on a free port; yield the port; kill its process group. The last
+    line of every traceback the server printed (a thread that died) goes into `errors`."""
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     if kind == "ncat":
         port = _free_port()
         # --max-conns: ncat's default of 100 would make every 1,000-client row a refusal.
         cmd = ["ncat", "--chat", "-l", "127.0.0.1", str(port), "--max-conns", "10000"]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=log, start_new_session=True)
         end = time.monotonic() + 10
         while time.monotonic() < end:
             with contextlib.suppress(OSError), socket.create_connection(
@@ -77,7 +80,7 @@ def server(kind: str) -> Iterator[int]:
                "bare": [PY, str(HERE / "bare_server.py"), "0"],
                }.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+                                stderr=log, start_new_session=True)
         line = _first_line(proc)
         port = int(line.rsplit(":", 1)[1]) if line.startswith("listening on") else 0
     try:
@@ -88,11 +91,27 @@ def server(kind: str) -> Iterator[int]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
+        log.seek(0)
+        if errors is not None:
+            errors += tracebacks(log.read().decode(errors="replace"))
+        log.close()
+
+
+def tracebacks(text: str) -> list[str]:
+    """The closing line ("RecursionError: ...") of each traceback in a server's stderr."""
+    found = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback (most recent call last)"):
+            rest = [x for x in lines[i + 1:] if x and not x.startswith((" ", "Traceback"))]
+            found.append(rest[0] if rest else "Traceback")
+    return found
 
 
 def bench(kind: str, *args: str, limit: float = 180) -> dict[str, Any]:
     protocol = "raw" if kind == "ncat" else "netlab"
-    with server(kind) as port:
+    errors: list[str] = []
+    with server(kind, errors) as port:
         cmd = [PY, "-m", "netlab", "bench", "--json", "--port", str(port), "--protocol",
                protocol, "--time-limit", str(int(limit)), *args]
         try:
@@ -101,9 +120,12 @@ def bench(kind: str, *args: str, limit: float = 180) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             return {"error": "bench timed out"}
     try:
-        return json.loads(out)  # type: ignore[no-any-return]
+        result: dict[str, Any] = json.loads(out)
     except json.JSONDecodeError:
-        return {"error": proc.stderr.decode(errors="replace").strip()[-200:] or "no output"}
+        result = {"error": proc.stderr.decode(errors="replace").strip()[-200:] or "no output"}
+    if errors:
+        result["server_tracebacks"] = errors
+    return result
 
 
 def median_run(kind: str, repeat: int, key: Callable[[dict[str, Any]], float | None],
@@ -116,6 +138,10 @@ def median_run(kind: str, repeat: int, key: Callable[[dict[str, Any]], float | N
     scored.sort(key=lambda kr: kr[0])
     chosen = scored[len(scored) // 2][1]
     chosen["_runs"] = len(runs)
+    # A thread that died in any run fails the figure, even if the median run was clean.
+    crashed = [t for r in runs for t in r.get("server_tracebacks", [])]
+    if crashed:
+        chosen["server_tracebacks"] = crashed
     chosen["_values"] = [k for k, _ in scored]
     return chosen
 
@@ -150,9 +176,9 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
         table.append({"scenario": name, "target": target,
                       "cells": {k: (_cell(show, r), limited(r), noisy(r))
                                 for k, r in runs.items()},
-                      "pass": _safe(passes, runs["netlab"]) is True,
+                      "pass": _passes(passes, runs["netlab"]),
                       "pass_selectors": ("selectors" in runs
-                                         and _safe(passes, runs["selectors"]) is True)})
+                                         and _passes(passes, runs["selectors"]))})
         print(f"  {name}: " + "; ".join(f"{k} {c[0]}" for k, c in table[-1]["cells"].items()),
               file=sys.stderr, flush=True)
 
@@ -239,10 +265,18 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
     return table
 
 
+def _passes(passes: Callable[[dict[str, Any]], bool], r: dict[str, Any]) -> bool:
+    return _safe(passes, r) is True and not r.get("server_tracebacks")
+
+
 def _cell(show: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
     if "error" in r:
         return f"error: {r['error'][:60]}"
-    return _safe(show, r) or "n/a"
+    text = _safe(show, r) or "n/a"
+    crashed = r.get("server_tracebacks")
+    if crashed:
+        text += f"; SERVER TRACEBACK ({len(crashed)}): {crashed[0][:60]}"
+    return text
 
 
 def _per_client(r: dict[str, Any]) -> float:

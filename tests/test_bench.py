@@ -404,3 +404,26 @@ def test_the_benchmark_table_marks_limited_and_disturbed_figures() -> None:
               "cells": {"netlab": ("1 ms", False, True), "tutorial": ("9 ms", True, False)}}]
     text = run.render(table, 3, (0.1, 0.1, 0.1), [])
     assert "| s | t | 1 ms ~ | yes | not run |  | 9 ms * | not run |" in text
+
+
+def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    stderr = ("+ c1 joined\nException in thread netlab-housekeeper:\n"
+              "Traceback (most recent call last):\n  File \"x.py\", line 1, in _apply\n"
+              "    self._drop(conn)\nRecursionError: maximum recursion depth exceeded\n"
+              "- c1 left (reset)\n")
+    assert run.tracebacks(stderr) == ["RecursionError: maximum recursion depth exceeded"]
+    assert run.tracebacks("+ c1 joined\n") == []
+    fine = {"chat": {"p99": 1.0}}
+    crashed = {"chat": {"p99": 1.0}, "server_tracebacks": run.tracebacks(stderr)}
+    fast = lambda r: r["chat"]["p99"] < 2  # noqa: E731
+    assert run._passes(fast, fine) and not run._passes(fast, crashed)
+    show = lambda r: f"p99 {r['chat']['p99']} ms"  # noqa: E731
+    assert run._cell(show, fine) == "p99 1.0 ms"
+    assert run._cell(show, crashed) == ("p99 1.0 ms; SERVER TRACEBACK (1): "
+                                        "RecursionError: maximum recursion depth exceeded")
