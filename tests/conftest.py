@@ -97,6 +97,11 @@ class ServerProcess:
     def log(self) -> str:
         return self.log_path.read_text("utf-8", "replace") if self.log_path else ""
 
+    def assert_no_traceback(self) -> None:
+        """A thread that died shows only here: the process (and the test) may go on."""
+        log = self.log()
+        assert "Traceback" not in log, log[log.index("Traceback"):][-3000:]
+
 
 def _readline(stream, timeout: float) -> bytes:  # type: ignore[no-untyped-def]
     """One line from a pipe, or b'' after `timeout` (never blocks forever)."""
@@ -121,6 +126,7 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield srv
     finally:
         srv.kill()
+    srv.assert_no_traceback()
 
 
 @pytest.fixture
@@ -135,6 +141,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     yield start
     for srv in started:
         srv.kill()
+    for srv in started:
+        srv.assert_no_traceback()
 
 
 class LineClient:
