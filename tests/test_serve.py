@@ -465,3 +465,37 @@ def test_hundreds_of_clients_dying_at_once_are_dropped_without_recursion(
         assert crashed == []
     finally:
         server.stop()
+
+
+def test_a_burst_of_log_lines_is_one_write_and_an_overflow_is_reported(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each write releases the interpreter lock: a write per line made the log writer trade
+    it with the serving threads twice per line. Lines beyond the queue's bound are counted
+    and the count is logged, never silently lost."""
+    import netlab.chat.server as chat_server
+
+    monkeypatch.setattr(chat_server, "_LOG_MAX", 100)
+    calls: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def sink(text: str) -> None:
+        calls.append(text)
+        entered.set()
+        release.wait(WAIT)
+
+    server = chat_server.ChatServer(chat_server.ServerConfig(port=0), log=sink)
+    server.bind()
+    server.start()
+    try:
+        server.log("first")
+        assert entered.wait(WAIT)  # the writer is busy with "first": the rest piles up
+        for i in range(300):
+            server.log(f"line {i}")
+        release.set()
+        wait_until(lambda: len(calls) >= 2, what="the second batch")
+    finally:
+        release.set()
+        server.stop()
+    assert calls[0] == "first"
+    assert calls[1].split("\n") == [f"line {i}" for i in range(100)] + [
+        "(200 log lines skipped: the log was not read fast enough)"]

@@ -39,8 +39,9 @@ PASSWORD_ENV = "NETLAB_CLASS_PASSWORD"
 
 def _chat_log(text: str) -> None:
     # The chat server's own join/leave lines repeat the roster's; keep its warnings.
-    if not text.startswith(("+ ", "- ")):
-        _err(text)
+    kept = [line for line in text.split("\n") if not line.startswith(("+ ", "- "))]
+    if kept:
+        _err("\n".join(kept))
 
 
 class ClassSession:
