@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -381,6 +383,11 @@ def test_accepted_sockets_send_at_once_and_find_dead_peers() -> None:
         with server._lock.raw:
             (conn,) = server._conns
         sock = conn.sock
+        assert sock.getblocking()  # its reader thread blocks in recv()
+        if sys.platform != "win32":
+            import fcntl
+
+            assert not fcntl.fcntl(sock.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
         if hasattr(socket, "TCP_KEEPIDLE"):

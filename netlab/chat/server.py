@@ -30,6 +30,7 @@ from typing import Any
 from netlab.chat import protocol as p
 from netlab.chat.room import Action, Broadcast, Close, Joined, Left, Room, Send
 from netlab.chat.sockets import (
+    ACCEPTED_SOCKETS_BLOCK,
     DONTWAIT,
     IS_WINDOWS,
     LINGER_ZERO,
@@ -375,9 +376,11 @@ class ChatServer:
                     break
                 self._accept_failed(exc)
                 continue
-            # POSIX: reader threads block in recv(), sends pass MSGDONTWAIT. Windows has no
-            # such flag: the socket is non-blocking and readers wait in select().
-            sock.setblocking(not IS_WINDOWS)
+            # POSIX: reader threads block in recv(), sends pass MSG_DONTWAIT. Windows has no
+            # such flag: the socket is non-blocking and readers wait in select(). On Linux
+            # the accepted socket is blocking already (one syscall less per connection).
+            if not ACCEPTED_SOCKETS_BLOCK:
+                sock.setblocking(not IS_WINDOWS)
             self._admit(sock, addr)
 
     def _accept_failed(self, exc: OSError) -> None:
@@ -524,6 +527,7 @@ class ChatServer:
         except OSError as exc:
             reason = p.Reason.RESET if exc.errno == errno.ECONNRESET else p.Reason.CLOSED
         with self._lock:
+            conn.shut = True  # this thread is awake and closes the socket next: no shutdown()
             self._drop(conn, reason)
         self._finish(conn)
 

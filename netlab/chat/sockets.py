@@ -23,6 +23,10 @@ LINGER_ZERO = (1).to_bytes(4, sys.byteorder) + (0).to_bytes(4, sys.byteorder)
 # socket accept() returns: set once on the listener, they cost nothing per connection. Other
 # systems get them set on each connection as well.
 LISTENER_OPTIONS_INHERITED = sys.platform.startswith("linux")
+# Linux's accept() never passes the listener's O_NONBLOCK on (the BSDs and macOS do), and
+# Python gives the new socket no timeout unless a default timeout is set.
+ACCEPTED_SOCKETS_BLOCK = (sys.platform.startswith("linux")
+                          and socket.getdefaulttimeout() is None)
 
 
 def wake_pair() -> tuple[socket.socket, socket.socket]:
