@@ -506,3 +506,36 @@ def test_a_burst_of_log_lines_is_one_write_and_an_overflow_is_reported(
     assert calls[0] == "first"
     assert calls[1].split("\n") == [f"line {i}" for i in range(100)] + [
         "(200 log lines skipped: the log was not read fast enough)"]
+
+
+def test_an_uncontended_line_goes_straight_to_every_client_in_order(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queueing a line per client pays off only when several lines can share a send();
+    when nobody else wants the lock it is bookkeeping alone (at 1,000 clients, 5 ms a line
+    instead of 3). A client that still has a join notice held back gets the line after
+    the notice, never before it."""
+    from netlab.chat.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(port=0), log=lambda text: None)
+    _, port = server.bind()
+    server.start()
+    try:
+        clients = [LineClient(port).join(f"c{i}") for i in range(40)]
+        for c in clients[:-1]:
+            c.expect("*** c39 joined")
+        queued: list[object] = []
+        deliver = server._deliver
+        monkeypatch.setattr(server, "_deliver", lambda *a, **k: (queued.append(a[0]),
+                                                                deliver(*a, **k)))
+        clients[0].send("to everyone")
+        for c in clients:
+            assert c.expect(lambda line: ": " in line) == "c0: to everyone"
+        assert queued == []  # nothing went through a queue
+        late = LineClient(port).join("late")  # its notice is held back for the others...
+        clients[1].send("right after")  # ...so this line queues behind it for them
+        for c in clients:
+            assert c.expect(lambda line: line.startswith(("***", "c1:"))) == "*** late joined"
+            assert c.expect(lambda line: line.startswith("c1:")) == "c1: right after"
+        assert late.expect(lambda line: line.startswith("c1:")) == "c1: right after"
+    finally:
+        server.stop()

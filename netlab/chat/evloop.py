@@ -41,6 +41,7 @@ class EventLoopServer(ChatServer):
     """Same public interface as ChatServer: bind(), start(), serve_forever(), stop()."""
 
     hold_notices = False  # each round of the loop batches them already
+    send_at_once = False  # lines queued during a round go out together at its end
 
     def start(self) -> None:
         if self._listener is None:

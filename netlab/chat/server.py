@@ -141,6 +141,10 @@ class RoomLock:
         self._waiters.pop()
         return self
 
+    def waiting(self) -> bool:
+        """Another thread is waiting for the lock (call with it held)."""
+        return bool(self._waiters)
+
     def __exit__(self, *exc: object) -> None:
         server = self._server
         try:
@@ -154,6 +158,7 @@ class RoomLock:
 
 class ChatServer:
     hold_notices = True  # notices wait for the housekeeper's round (see _NOTICE_DELAY)
+    send_at_once = True  # an uncontended broadcast is sent right away (_broadcast_now)
 
     def __init__(self, config: ServerConfig | None = None, log: Logger | None = None) -> None:
         self.config = config or ServerConfig()
@@ -567,8 +572,12 @@ class ChatServer:
             if kind is Broadcast:
                 data = action.data  # type: ignore[union-attr]
                 notice = action.notice  # type: ignore[union-attr]
-                for member in self.room.member_view():
-                    self._deliver(member, data, notice)  # type: ignore[arg-type]
+                if (self.send_at_once and not notice and not self._dirty
+                        and not self._lock.waiting() and not self.config.trace):
+                    self._broadcast_now(data)
+                else:
+                    for member in self.room.member_view():
+                        self._deliver(member, data, notice)  # type: ignore[arg-type]
             elif kind is Send:
                 self._deliver(action.to, action.data)  # type: ignore[union-attr, arg-type]
             elif kind is Joined:
@@ -595,6 +604,30 @@ class ChatServer:
                 self._drop(conn, reason)
         finally:
             self._dropping = False
+
+    def _broadcast_now(self, data: bytes) -> None:
+        """Send a line to every member at once, bookkeeping only for the few that need it.
+
+        Taken when nobody has lines queued and no other thread waits for the lock: queueing
+        would then batch nothing, and its bookkeeping made one line to 1,000 clients cost
+        5 ms instead of 3 (at 200 lines/s, a saturated server). Under contention lines are
+        queued and combined (see RoomLock). Members with bytes still queued (held notices,
+        a full kernel buffer) get the line queued behind them, so each client's order holds.
+        """
+        size = len(data)
+        for conn in self.room.member_view():
+            if conn.out or conn.unsent or conn.gone:  # type: ignore[attr-defined]
+                self._deliver(conn, data)  # type: ignore[arg-type]
+                continue
+            try:
+                sent = conn.sock.send(data, DONTWAIT)  # type: ignore[attr-defined]
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                sent = -(exc.errno or errno.EPIPE)
+            if sent != size:  # a full buffer or a dead peer: as after any flush
+                conn.queued += size  # type: ignore[attr-defined]
+                self._settle_one(conn, [data], sent)  # type: ignore[arg-type]
 
     def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
         """Queue bytes for one client; the flush when the lock is left sends them."""
@@ -678,26 +711,30 @@ class ChatServer:
 
     def _settle(self, results: list[tuple[Conn, list[bytes], int]]) -> None:
         for conn, parts, sent in results:
-            if sent < 0:  # the peer is gone: -errno
-                if not conn.gone:
-                    reset = -sent == errno.ECONNRESET
-                    self._to_drop.append((conn, p.Reason.RESET if reset else p.Reason.CLOSED))
-                continue
-            size = sum(map(len, parts))
-            if self.config.trace:
-                self._trace(f"send() {sent} of {size} bytes to {self._name(conn)}")
-            conn.queued -= sent
-            if sent < size and not conn.discard:
-                conn.unsent = b"".join(parts)[sent:]
-                self._backlogged.add(conn)
-                self._wake()  # the housekeeper waits until the socket is writable
-                if conn.queued > self.config.max_queue:
-                    self._to_drop.append((conn, p.Reason.TOO_SLOW))
-            else:
-                self._backlogged.discard(conn)
-            if conn.gone and conn.reason != p.Reason.QUIT:
-                self._shutdown(conn)  # a dropped client gets one last try, never a wait
+            self._settle_one(conn, parts, sent)
         self._apply([])
+
+    def _settle_one(self, conn: Conn, parts: list[bytes], sent: int) -> None:
+        """Account for one send() of `parts` to `conn` that took `sent` bytes (or -errno)."""
+        if sent < 0:  # the peer is gone: -errno
+            if not conn.gone:
+                reset = -sent == errno.ECONNRESET
+                self._to_drop.append((conn, p.Reason.RESET if reset else p.Reason.CLOSED))
+            return
+        size = sum(map(len, parts))
+        if self.config.trace:
+            self._trace(f"send() {sent} of {size} bytes to {self._name(conn)}")
+        conn.queued -= sent
+        if sent < size and not conn.discard:
+            conn.unsent = b"".join(parts)[sent:]
+            self._backlogged.add(conn)
+            self._wake()  # the housekeeper waits until the socket is writable
+            if conn.queued > self.config.max_queue:
+                self._to_drop.append((conn, p.Reason.TOO_SLOW))
+        else:
+            self._backlogged.discard(conn)
+        if conn.gone and conn.reason != p.Reason.QUIT:
+            self._shutdown(conn)  # a dropped client gets one last try, never a wait
 
     # ------------------------------------------------------------------ housekeeping
     def _wake(self) -> None:
