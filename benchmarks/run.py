@@ -78,6 +78,7 @@ def server(kind: str, errors: list[str] | None = None) -> Iterator[int]:
                "selectors": [PY, "-m", "netlab", "serve", "--port", "0", "--engine",
                              "selectors"],
                "bare": [PY, str(HERE / "bare_server.py"), "0"],
+               "nodelay": [PY, str(HERE / "tutorial_server.py"), "0", "--nodelay"],
                }.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=log, start_new_session=True)
@@ -429,6 +430,23 @@ def main() -> None:
                  f"answers the handshake, one connection at a time, took {rate} rounds/s "
                  "one at a time against the same generator (median of "
                  f"{max(1, args.repeat)}).")
+    n1000 = "200" if args.quick else "1000"
+    ref = []
+    for fanout_rate in (200, 500):
+        r = median_run("nodelay", max(1, args.repeat),
+                       lambda r: r["chat"]["latency_ms"]["p99"], "--clients", n1000,
+                       "--senders", "10", "--rate", str(fanout_rate), "--messages", "100",
+                       "--observers", "30")
+        ref.append(f"at {fanout_rate} msg/s " + _cell(
+            lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
+                       f"{r['chat']['latency_ms']['p99']} ms, CPU "
+                       f"{r['chat']['server']['cpu_s_per_million_deliveries']} s per million"),
+            r) + (" ~" if noisy(r) else ""))
+    notes.append(f"Reference for the {n1000}-client rows: the tutorial server with only "
+                 "TCP_NODELAY added (`tutorial_server.py --nodelay`, lesson 6's one-line fix): "
+                 + "; ".join(ref) + ". Without it, Nagle's algorithm packs the tutorial "
+                 "server's lines into fewer packets: that is its lower CPU per delivery, and "
+                 "its p99 of about 40 ms.")
     if load[0] > 0.5:
         notes.append(f"the machine was not idle at the start (load average {load[0]:.2f}): "
                      "other work shared the cores")
