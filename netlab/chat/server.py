@@ -120,12 +120,13 @@ _LOG_BATCH = 0.02  # after a write the log writer naps: a burst of lines costs o
 class RoomLock:
     """The lock around the room. Leaving it flushes what the locked sections delivered.
 
-    Deliveries only queue bytes (a list append). The thread leaving the lock sends them,
-    still holding it, unless other threads are waiting for the lock: then the last of
-    them sends everything at once, each client's lines in one send(). Under load that
-    batches several lines per packet, as Nagle's algorithm would, without its 40 ms wait
-    (RFC 896); when idle, a line goes out at once. Sending under the lock keeps the
-    waiting threads off the GIL, so the sending thread is not slowed by them.
+    A broadcast made while nothing is queued and nobody waits for the lock is sent at
+    once (ChatServer._broadcast_now). Otherwise deliveries only queue bytes (a list
+    append), and the thread leaving the lock sends them, still holding it, unless other
+    threads are waiting for the lock: then the last of them sends everything at once,
+    each client's lines in one send(). Under load that batches several lines per packet,
+    as Nagle's algorithm would, without its 40 ms wait (RFC 896). Sending under the lock
+    keeps the waiting threads off the GIL, so the sending thread is not slowed by them.
     """
 
     __slots__ = ("_server", "_waiters", "raw")
