@@ -415,6 +415,7 @@ def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(
     spec.loader.exec_module(run)
     stderr = ("+ c1 joined\nException in thread netlab-housekeeper:\n"
               "Traceback (most recent call last):\n  File \"x.py\", line 1, in _apply\n"
+              "Exception in thread netlab-reader:\n"  # another thread's, interleaved
               "    self._drop(conn)\nRecursionError: maximum recursion depth exceeded\n"
               "- c1 left (reset)\n")
     assert run.tracebacks(stderr) == ["RecursionError: maximum recursion depth exceeded"]
