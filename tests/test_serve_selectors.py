@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import socket
 import time
@@ -100,3 +101,72 @@ def test_random_abuse(start_server: Start) -> None:
         return start_server(*ENGINE, *args, **kwargs)
 
     run_chaos(with_engine, seed=99, rounds=15)
+
+
+def test_a_round_sends_each_client_its_lines_in_order_and_no_line_from_before_it_joined(
+) -> None:
+    """One round of the loop, driven by hand over socketpairs: the round's broadcasts go to
+    each member in one send(), yet a newcomer gets none of the lines said before it
+    joined, and a client that quits gets every line said before its /quit."""
+    import selectors
+
+    from netlab.chat.evloop import EventLoopServer, LoopConn
+    from netlab.chat.server import ServerConfig
+
+    server = EventLoopServer(ServerConfig(port=0), log=lambda text: None)
+    server._sel = selectors.DefaultSelector()
+    peers = {}
+
+    def connect(nick: str) -> LoopConn:
+        mine, theirs = socket.socketpair()
+        mine.setblocking(False)
+        theirs.settimeout(WAIT)
+        conn = LoopConn(mine, nick, 4096)
+        server._sel.register(mine, selectors.EVENT_READ, conn)
+        server._greet(conn)
+        peers[nick] = theirs
+        return conn
+
+    def say(conn: LoopConn, nick: str, line: str) -> None:
+        peers[nick].sendall(line.encode() + b"\n")
+        server._read(conn)
+
+    def lines(nick: str) -> list[str]:
+        peers[nick].settimeout(0.2)
+        data = b""
+        with contextlib.suppress(TimeoutError, BlockingIOError):
+            while chunk := peers[nick].recv(65536):
+                data += chunk
+        return data.decode().splitlines()
+
+    alice, bob, dave = connect("alice"), connect("bob"), connect("dave")
+    for conn, nick in ((alice, "alice"), (bob, "bob"), (dave, "dave")):
+        say(conn, nick, nick)
+    server._round()
+    for nick in ("alice", "bob", "dave"):
+        lines(nick)  # prompts, welcomes, join notices
+    carol = connect("carol")
+    server._round()
+    assert lines("carol") == ["NICK"]
+
+    say(alice, "alice", "one")  # one round: a line, a newcomer, a line, a /quit
+    say(carol, "carol", "carol")
+    say(bob, "bob", "two")
+    say(dave, "dave", "/quit")
+    server._round()
+    said = ["alice: one", "*** carol joined", "bob: two", "*** dave left (quit)"]
+    assert lines("alice") == said
+    assert lines("bob") == said
+    welcome, *rest = lines("carol")
+    assert welcome.startswith("*** Welcome, carol!")
+    assert rest == said[1:]  # nothing said before it came
+    assert lines("dave") == said  # the leaver gets a copy of its own departure
+
+    queued: list[object] = []
+    deliver = server._deliver
+    server._deliver = lambda *a, **k: (queued.append(a[0]), deliver(*a, **k))  # type: ignore[method-assign]
+    say(alice, "alice", "three")
+    say(bob, "bob", "four")
+    server._round()
+    assert lines("carol") == ["alice: three", "bob: four"]
+    assert queued == []  # plain lines from members: one send per member, no queue

@@ -17,6 +17,7 @@ import selectors
 import socket
 import threading
 import time
+from typing import Any
 
 from netlab.chat import protocol as p
 from netlab.chat.server import ChatServer, Conn, _send
@@ -41,13 +42,21 @@ class EventLoopServer(ChatServer):
     """Same public interface as ChatServer: bind(), start(), serve_forever(), stop()."""
 
     hold_notices = False  # each round of the loop batches them already
-    send_at_once = False  # lines queued during a round go out together at its end
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._closing: list[LoopConn] = []
+        # A round's broadcasts, not yet queued per member: at the round's end each member
+        # gets them in one send(). Queued per member first (_spread) whenever something
+        # else could come between them and a client: a private line, or a change of who
+        # is in the room.
+        self._round_lines: list[bytes] = []
 
     def start(self) -> None:
         if self._listener is None:
             self.bind()
         self.stats.started = time.monotonic()
-        self._closing: list[LoopConn] = []
+        self._closing = []
         self._housekeeper_due = -math.inf  # no housekeeper: the loop checks deadlines itself
         for target, name in ((self._log_writer, "netlab-log"), (self._loop, "netlab-loop")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -164,19 +173,53 @@ class EventLoopServer(ChatServer):
                 break
             if isinstance(event, bytes):
                 self.stats.lines += 1
+                if self._round_lines and (self.room.nick(conn) is None
+                                          or event.lstrip().startswith(b"/")):
+                    # A nickname may make a member, a command may end one (/quit): the
+                    # round's lines so far go to the members they were said to.
+                    self._spread()
                 self._apply(self.room.receive(conn, event))
             else:
                 self._apply(self.room.too_long(conn, event.limit))
 
     # ------------------------------------------------------------------ sending
+    def _broadcast(self, data: bytes, notice: bool) -> None:
+        if self.config.trace:  # every send traced, one per member and line
+            super()._broadcast(data, notice)
+        else:
+            self._round_lines.append(data)
+
+    def _spread(self) -> None:
+        """Queue the round's broadcasts for each member, as _deliver would have."""
+        lines, self._round_lines = self._round_lines, []
+        data = b"".join(lines)
+        for member in self.room.member_view():
+            ChatServer._deliver(self, member, data)  # type: ignore[arg-type]
+
+    def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
+        if self._round_lines:
+            self._spread()  # the round's broadcasts came first
+        super()._deliver(conn, data, notice)
+
+    def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
+        if self._round_lines:
+            self._spread()  # a leaving member still gets what was said before it left
+        super()._drop(conn, reason, announce)
+
     def _flush_all(self) -> None:
-        while self._dirty:
+        while self._dirty or self._round_lines:
+            if self._round_lines:
+                lines, self._round_lines = self._round_lines, []
+                self._send_to_members(b"".join(lines))
             for conn, parts in self._take_dirty():
                 self._send_parts(conn, parts)  # type: ignore[arg-type]
             self._apply([])
 
     def _send_parts(self, conn: LoopConn, parts: list[bytes]) -> None:
-        sent = _send(conn.sock, parts) if parts else 0
+        self._settle_one(conn, parts, _send(conn.sock, parts) if parts else 0)
+
+    def _settle_one(self, conn: Conn, parts: list[bytes], sent: int) -> None:
+        assert isinstance(conn, LoopConn)
         if sent < 0:
             if not conn.gone:
                 reset = -sent == errno.ECONNRESET

@@ -121,7 +121,7 @@ class RoomLock:
     """The lock around the room. Leaving it flushes what the locked sections delivered.
 
     A broadcast made while nothing is queued and nobody waits for the lock is sent at
-    once (ChatServer._broadcast_now). Otherwise deliveries only queue bytes (a list
+    once (ChatServer._send_to_members). Otherwise deliveries only queue bytes (a list
     append), and the thread leaving the lock sends them, still holding it, unless other
     threads are waiting for the lock: then the last of them sends everything at once,
     each client's lines in one send(). Under load that batches several lines per packet,
@@ -159,7 +159,6 @@ class RoomLock:
 
 class ChatServer:
     hold_notices = True  # notices wait for the housekeeper's round (see _NOTICE_DELAY)
-    send_at_once = True  # an uncontended broadcast is sent right away (_broadcast_now)
 
     def __init__(self, config: ServerConfig | None = None, log: Logger | None = None) -> None:
         self.config = config or ServerConfig()
@@ -571,14 +570,7 @@ class ChatServer:
         for action in actions:
             kind = type(action)
             if kind is Broadcast:
-                data = action.data  # type: ignore[union-attr]
-                notice = action.notice  # type: ignore[union-attr]
-                if (self.send_at_once and not notice and not self._dirty
-                        and not self._lock.waiting() and not self.config.trace):
-                    self._broadcast_now(data)
-                else:
-                    for member in self.room.member_view():
-                        self._deliver(member, data, notice)  # type: ignore[arg-type]
+                self._broadcast(action.data, action.notice)  # type: ignore[union-attr]
             elif kind is Send:
                 self._deliver(action.to, action.data)  # type: ignore[union-attr, arg-type]
             elif kind is Joined:
@@ -606,18 +598,26 @@ class ChatServer:
         finally:
             self._dropping = False
 
-    def _broadcast_now(self, data: bytes) -> None:
-        """Send a line to every member at once, bookkeeping only for the few that need it.
+    def _broadcast(self, data: bytes, notice: bool) -> None:
+        if not notice and not self._dirty and not self._lock.waiting() and not self.config.trace:
+            self._send_to_members(data)
+        else:
+            for member in self.room.member_view():
+                self._deliver(member, data, notice)  # type: ignore[arg-type]
 
-        Taken when nobody has lines queued and no other thread waits for the lock: queueing
+    def _send_to_members(self, data: bytes) -> None:
+        """Send bytes to every member at once, bookkeeping only for the few that need it.
+
+        Used when nobody has lines queued and no other thread waits for the lock: queueing
         would then batch nothing, and its bookkeeping made one line to 1,000 clients cost
         5 ms instead of 3 (at 200 lines/s, a saturated server). Under contention lines are
         queued and combined (see RoomLock). Members with bytes still queued (held notices,
         a full kernel buffer) get the line queued behind them, so each client's order holds.
         """
         size = len(data)
+        short: list[tuple[Conn, int]] = []
         for conn in self.room.member_view():
-            if conn.out or conn.unsent or conn.gone:  # type: ignore[attr-defined]
+            if conn.out or conn.unsent or conn.gone or conn.dirty:  # type: ignore[attr-defined]
                 self._deliver(conn, data)  # type: ignore[arg-type]
                 continue
             try:
@@ -626,9 +626,13 @@ class ChatServer:
                 sent = 0
             except OSError as exc:
                 sent = -(exc.errno or errno.EPIPE)
-            if sent != size:  # a full buffer or a dead peer: as after any flush
-                conn.queued += size  # type: ignore[attr-defined]
-                self._settle_one(conn, [data], sent)  # type: ignore[arg-type]
+            if sent != size:
+                short.append((conn, sent))  # type: ignore[arg-type]
+        # A full buffer or a dead peer, as after any flush; settled after the loop, since
+        # settling may drop a client, and the room must not change while it is walked.
+        for conn, sent in short:
+            conn.queued += size
+            self._settle_one(conn, [data], sent)
 
     def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
         """Queue bytes for one client; the flush when the lock is left sends them."""

@@ -76,7 +76,7 @@ class DrillServer(ChatServer):
         for action in actions:
             if self.mode == "slow-broadcast" and type(action) is Broadcast:
                 data = action.data
-                self._later.put((now + self.delay, lambda d=data: self._broadcast(d)))  # type: ignore[misc]
+                self._later.put((now + self.delay, lambda d=data: self._broadcast_late(d)))  # type: ignore[misc]
                 continue
             if self.mode == "reset-after-join" and type(action) is Joined:
                 conn = action.who
@@ -96,7 +96,7 @@ class DrillServer(ChatServer):
             with self._lock:
                 run()
 
-    def _broadcast(self, data: bytes) -> None:
+    def _broadcast_late(self, data: bytes) -> None:
         for member in self.room.member_view():
             self._deliver(member, data)  # type: ignore[arg-type]
         super()._apply([])
