@@ -4,8 +4,9 @@
 
 Every server is started fresh for every run, on 127.0.0.1 and a free port, in its own
 process group, and killed at the end (also on Ctrl-C). Each figure is the median of
---repeat runs. Writes benchmarks/results.md and replaces the section between
-<!-- bench:start --> and <!-- bench:end --> in README.md (appended when missing).
+--repeat runs, taken in turns with the other servers' runs. Writes
+benchmarks/results.md and replaces the section between <!-- bench:start --> and
+<!-- bench:end --> in README.md (appended when missing).
 """
 
 from __future__ import annotations
@@ -136,10 +137,22 @@ def bench(kind: str, *args: str, limit: float = 180) -> dict[str, Any]:
     return result
 
 
-def median_run(kind: str, repeat: int, key: Callable[[dict[str, Any]], float | None],
-               *args: str, limit: float = 180) -> dict[str, Any]:
-    """Run `repeat` times; keep the run whose key figure is the median."""
-    runs = [bench(kind, *args, limit=limit) for _ in range(repeat)]
+def interleaved(kinds: tuple[str, ...], repeat: int,
+                key: Callable[[dict[str, Any]], float | None], *args: str,
+                limit: float = 180) -> dict[str, dict[str, Any]]:
+    """Each server's median run of `repeat`, taken in turns (one run of every server, then
+    the next): a burst of host load lasts minutes, and back-to-back repeats would give it
+    all to one server."""
+    runs: dict[str, list[dict[str, Any]]] = {k: [] for k in kinds}
+    for _ in range(repeat):
+        for k in kinds:
+            runs[k].append(bench(k, *args, limit=limit))
+    return {k: median(rs, key) for k, rs in runs.items()}
+
+
+def median(runs: list[dict[str, Any]],
+           key: Callable[[dict[str, Any]], float | None]) -> dict[str, Any]:
+    """The run whose key figure is the median."""
     scored = [(k, r) for r in runs if (k := _safe(key, r)) is not None]
     if not scored:
         return runs[0]
@@ -174,7 +187,10 @@ def noisy(r: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------- the rows
-def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
+def rows(repeat: int, quick: bool, skip_5000: bool,
+         refs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The table's rows; the reference servers' runs, taken in turns with the others, go
+    into `refs` ("bare", "nodelay 200", "nodelay 500")."""
     n1000 = "200" if quick else "1000"
     table: list[dict[str, Any]] = []
 
@@ -192,7 +208,7 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
 
     def each(key: Callable[[dict[str, Any]], Any], *args: str,
              only: tuple[str, ...] = SERVERS, limit: float = 180) -> dict[str, dict[str, Any]]:
-        return {k: median_run(k, repeat, key, *args, limit=limit) for k in only}
+        return interleaved(only, repeat, key, *args, limit=limit)
 
     c = each(lambda r: r["connect"]["seconds"], "--clients", n1000, "--concurrency", "50",
              "--messages", "0")
@@ -225,7 +241,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
     for rate in (200, 500):
         cpu[rate] = each(lambda r: r["chat"]["latency_ms"]["p99"], "--clients", n1000,
                          "--senders", "10", "--rate", str(rate), "--messages", "100",
-                         "--observers", "30")
+                         "--observers", "30", only=(*SERVERS, "nodelay"))
+        refs[f"nodelay {rate}"] = cpu[rate].pop("nodelay")
     row(f"{n1000} clients, 10 senders, 200 msg/s", "100 %, p99 <= 5 ms", cpu[200], _lat_cell,
         lambda r: r["chat"]["lost"] == 0 and r["chat"]["latency_ms"]["p99"] <= 5)
     for rate in (200, 500):
@@ -265,7 +282,11 @@ def rows(repeat: int, quick: bool, skip_5000: bool) -> list[dict[str, Any]]:
                                ("--churn", "2000", "--concurrency", "8"), 2000),
                               ("200 churn rounds with FIN", ("--churn", "200", "--close", "fin",
                                                              "--concurrency", "1"), 0)):
-        ch = each(lambda r: r["churn"]["rounds_per_s"], "--clients", "0", *args)
+        sequential = rate == 4000
+        ch = each(lambda r: r["churn"]["rounds_per_s"], "--clients", "0", *args,
+                  only=(*SERVERS, "bare") if sequential else SERVERS)
+        if sequential:
+            refs["bare"] = ch.pop("bare")
         row(label, f"all ok{f', >= {rate:,} rounds/s' if rate else ''}, fds/threads back, "
             "idle CPU 0 %", ch, _churn_cell, lambda r, rate=rate: _churn_pass(r, rate))
 
@@ -376,8 +397,9 @@ def render(table: list[dict[str, Any]], repeat: int, load: tuple[float, ...],
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     out = [f"Measured {when} on {machine()}; load average at start "
            f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}. One load generator (`netlab bench`) "
-           f"on the same machine; each figure is the median of {repeat} run(s); every server "
-           "started fresh for every run. `*` marks a figure limited by the load generator "
+           f"on the same machine; each figure is the median of {repeat} run(s), the servers "
+           "taking turns run by run; every server started fresh for every run. `*` marks a "
+           "figure limited by the load generator "
            "(one of its processes above 80 % of a core), not by the server; `~` a run during "
            f"which this virtual machine's host took {NOISY_STEAL:g} % or more of its CPU time "
            "(steal), which shows as latency spikes and slow rounds.", "",
@@ -428,22 +450,20 @@ def main() -> None:
     if not shutil.which("ncat"):
         sys.exit("ncat is not installed (Debian: apt-get install ncat)")
     load = os.getloadavg()
-    table = rows(max(1, args.repeat), args.quick, args.skip_5000)
+    refs: dict[str, dict[str, Any]] = {}
+    table = rows(max(1, args.repeat), args.quick, args.skip_5000, refs)
     notes = list(args.note)
-    bare = median_run("bare", max(1, args.repeat), lambda r: r["churn"]["rounds_per_s"],
-                      "--clients", "0", "--churn", "2000", "--concurrency", "1")
+    bare = refs["bare"]
     rate = _safe(lambda r: r["churn"]["rounds_per_s"], bare)
     notes.append(f"Reference for the churn rows: `benchmarks/bare_server.py`, which only "
                  f"answers the handshake, one connection at a time, took {rate} rounds/s "
                  "one at a time against the same generator (median of "
-                 f"{max(1, args.repeat)}).")
+                 f"{max(1, args.repeat)}, in turns with the servers above)"
+                 + (" ~" if noisy(bare) else "") + ".")
     n1000 = "200" if args.quick else "1000"
     ref = []
     for fanout_rate in (200, 500):
-        r = median_run("nodelay", max(1, args.repeat),
-                       lambda r: r["chat"]["latency_ms"]["p99"], "--clients", n1000,
-                       "--senders", "10", "--rate", str(fanout_rate), "--messages", "100",
-                       "--observers", "30")
+        r = refs[f"nodelay {fanout_rate}"]
         ref.append(f"at {fanout_rate} msg/s " + _cell(
             lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
                        f"{r['chat']['latency_ms']['p99']} ms, CPU "

@@ -428,3 +428,25 @@ def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(
     assert run._cell(show, fine) == "p99 1.0 ms"
     assert run._cell(show, crashed) == ("p99 1.0 ms; SERVER TRACEBACK (1): "
                                         "RecursionError: maximum recursion depth exceeded")
+
+
+def test_the_benchmark_takes_each_servers_runs_in_turns_and_keeps_the_median(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    order: list[str] = []
+    figures = {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
+
+    def fake_bench(kind: str, *args: str, limit: float = 180) -> dict[str, object]:
+        order.append(kind)
+        return {"p99": next(figures[kind])}
+
+    monkeypatch.setattr(run, "bench", fake_bench)
+    chosen = run.interleaved(("a", "b"), 3, lambda r: r["p99"], "--clients", "1")
+    assert order == ["a", "b", "a", "b", "a", "b"]  # a burst of host load hits both
+    assert chosen["a"]["p99"] == 3.0 and chosen["b"]["p99"] == 4.0
+    assert chosen["a"]["_values"] == [1.0, 3.0, 5.0]
