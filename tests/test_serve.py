@@ -539,3 +539,38 @@ def test_an_uncontended_line_goes_straight_to_every_client_in_order(
         assert late.expect(lambda line: line.startswith("c1:")) == "c1: right after"
     finally:
         server.stop()
+
+
+def test_lines_said_while_others_wait_go_out_together_in_one_order() -> None:
+    """Under contention a broadcast waits for the lock's last waiter, which sends it with
+    the others to each member in one send(). A newcomer still gets none of the lines said
+    before it joined, and a client that quits gets every line said before its /quit."""
+    from netlab.chat.server import ChatServer, ServerConfig
+
+    server = ChatServer(ServerConfig(port=0), log=lambda text: None)
+    _, port = server.bind()
+    server.start()
+    try:
+        alice, bob, dave = (LineClient(port).join(n) for n in ("alice", "bob", "dave"))
+        alice.expect("*** dave joined")
+        bob.expect("*** dave joined")
+        carol = LineClient(port)
+        carol.expect("NICK")
+        with server._lock:
+            conns = {server.room.nick(c): c for c in server.room.members()}
+            (newcomer,) = server._handshaking
+            server._lock._waiters.append(None)  # as if another reader waited for the lock
+            server._receive(conns["alice"], b"one")
+            assert server._pending  # waiting for company, not sent yet
+            server._receive(newcomer, b"carol")
+            server._receive(conns["bob"], b"two")
+            server._receive(conns["dave"], b"/quit")
+            server._lock._waiters.pop()  # the last one out sends everything
+        said = ["alice: one", "*** carol joined", "bob: two", "*** dave left (quit)"]
+        for client in (alice, bob, dave):
+            assert [client.expect(lambda line: not line.startswith("*** Welcome"))
+                    for _ in said] == said
+        assert carol.expect(lambda line: True).startswith("*** Welcome, carol!")
+        assert [carol.expect(lambda line: True) for _ in said[1:]] == said[1:]
+    finally:
+        server.stop()

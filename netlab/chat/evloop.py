@@ -46,11 +46,6 @@ class EventLoopServer(ChatServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._closing: list[LoopConn] = []
-        # A round's broadcasts, not yet queued per member: at the round's end each member
-        # gets them in one send(). Queued per member first (_spread) whenever something
-        # else could come between them and a client: a private line, or a change of who
-        # is in the room.
-        self._round_lines: list[bytes] = []
 
     def start(self) -> None:
         if self._listener is None:
@@ -173,12 +168,7 @@ class EventLoopServer(ChatServer):
                 break
             if isinstance(event, bytes):
                 self.stats.lines += 1
-                if self._round_lines and (self.room.nick(conn) is None
-                                          or event.lstrip().startswith(b"/")):
-                    # A nickname may make a member, a command may end one (/quit): the
-                    # round's lines so far go to the members they were said to.
-                    self._spread()
-                self._apply(self.room.receive(conn, event))
+                self._receive(conn, event)
             else:
                 self._apply(self.room.too_long(conn, event.limit))
 
@@ -187,29 +177,12 @@ class EventLoopServer(ChatServer):
         if self.config.trace:  # every send traced, one per member and line
             super()._broadcast(data, notice)
         else:
-            self._round_lines.append(data)
-
-    def _spread(self) -> None:
-        """Queue the round's broadcasts for each member, as _deliver would have."""
-        lines, self._round_lines = self._round_lines, []
-        data = b"".join(lines)
-        for member in self.room.member_view():
-            ChatServer._deliver(self, member, data)  # type: ignore[arg-type]
-
-    def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
-        if self._round_lines:
-            self._spread()  # the round's broadcasts came first
-        super()._deliver(conn, data, notice)
-
-    def _drop(self, conn: Conn, reason: str, announce: bool = True) -> None:
-        if self._round_lines:
-            self._spread()  # a leaving member still gets what was said before it left
-        super()._drop(conn, reason, announce)
+            self._pending.append(data)  # the round's lines go out together at its end
 
     def _flush_all(self) -> None:
-        while self._dirty or self._round_lines:
-            if self._round_lines:
-                lines, self._round_lines = self._round_lines, []
+        while self._dirty or self._pending:
+            if self._pending:
+                lines, self._pending = self._pending, []
                 self._send_to_members(b"".join(lines))
             for conn, parts in self._take_dirty():
                 self._send_parts(conn, parts)  # type: ignore[arg-type]

@@ -149,7 +149,7 @@ class RoomLock:
     def __exit__(self, *exc: object) -> None:
         server = self._server
         try:
-            if server._dirty and (
+            if (server._dirty or server._pending) and (
                 not self._waiters or time.monotonic() - server._dirty_since > _FLUSH_DELAY
             ):
                 server._flush()
@@ -175,6 +175,10 @@ class ChatServer:
         self._flushed = threading.Condition(self._lock.raw)  # a flush round finished
         self._dirty: list[Conn] = []  # connections with queued bytes, in order
         self._dirty_since = 0.0
+        # Broadcasts not yet queued per member: the next flush sends them to each member in
+        # one send(). Queued per member first (_spread) whenever something else could come
+        # between them and a client: a private line, or a change of who is in the room.
+        self._pending: list[bytes] = []
         # Connections holding only notices. In a burst of joins every client would get one
         # packet per join (N joins, N² packets); held back up to _NOTICE_DELAY, the notices
         # of a burst share packets.
@@ -518,7 +522,7 @@ class ChatServer:
                     for event in events:
                         if isinstance(event, bytes):
                             self.stats.lines += 1
-                            self._apply(self.room.receive(conn, event))
+                            self._receive(conn, event)
                         else:
                             self._apply(self.room.too_long(conn, event.limit))
                         if conn.gone:
@@ -598,12 +602,36 @@ class ChatServer:
         finally:
             self._dropping = False
 
+    def _receive(self, conn: Conn, line: bytes) -> None:
+        """One line from a client, to the room (lock held)."""
+        if self._pending and (self.room.nick(conn) is None or line.lstrip().startswith(b"/")):
+            # A nickname may make a member, a command may end one (/quit): the pending
+            # lines go to the members they were said to.
+            self._spread()
+        self._apply(self.room.receive(conn, line))
+
     def _broadcast(self, data: bytes, notice: bool) -> None:
-        if not notice and not self._dirty and not self._lock.waiting() and not self.config.trace:
-            self._send_to_members(data)
-        else:
-            for member in self.room.member_view():
+        if self.config.trace or (notice and self.hold_notices):
+            for member in self.room.member_view():  # (_deliver spreads pending lines first)
                 self._deliver(member, data, notice)  # type: ignore[arg-type]
+        elif not self._pending and not self._dirty and not self._lock.waiting():
+            self._send_to_members(data)  # nothing to combine it with: out at once
+        else:
+            # Others wait for the lock: their lines will join this one, and the last of
+            # them sends all of them to each member in one send().
+            if not self._pending and not self._dirty:
+                self._dirty_since = time.monotonic()
+            self._pending.append(data)
+
+    def _spread(self) -> None:
+        """Queue the pending broadcasts for each member, as _deliver would have."""
+        lines, self._pending = self._pending, []
+        data = b"".join(lines)
+        since, was_dirty = self._dirty_since, bool(self._dirty)
+        for member in self.room.member_view():
+            self._deliver(member, data)  # type: ignore[arg-type]
+        if not was_dirty:
+            self._dirty_since = since  # the wait began with the first pending line
 
     def _send_to_members(self, data: bytes) -> None:
         """Send bytes to every member at once, bookkeeping only for the few that need it.
@@ -636,6 +664,8 @@ class ChatServer:
 
     def _deliver(self, conn: Conn, data: bytes, notice: bool = False) -> None:
         """Queue bytes for one client; the flush when the lock is left sends them."""
+        if self._pending:
+            self._spread()  # the pending broadcasts came first
         if conn.gone:
             return
         conn.out.append(data)
@@ -662,6 +692,8 @@ class ChatServer:
         """Remove a client from the room (once); its reader thread closes the socket."""
         if conn.gone:
             return
+        if self._pending:
+            self._spread()  # a leaving member still gets what was said before it left
         conn.gone = True
         conn.reason = reason
         self._handshaking.discard(conn)
@@ -693,6 +725,9 @@ class ChatServer:
     # ------------------------------------------------------------------ flushing
     def _flush(self) -> None:
         """Hand every queued byte to the kernel, one send() per client (lock held)."""
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._send_to_members(b"".join(lines))
         while self._dirty:
             work = self._take_dirty()
             self._settle([(conn, data, _send(conn.sock, data)) for conn, data in work])
