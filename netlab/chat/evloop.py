@@ -51,7 +51,6 @@ class EventLoopServer(ChatServer):
         if self._listener is None:
             self.bind()
         self.stats.started = time.monotonic()
-        self._closing = []
         self._housekeeper_due = -math.inf  # no housekeeper: the loop checks deadlines itself
         for target, name in ((self._log_writer, "netlab-log"), (self._loop, "netlab-loop")):
             thread = threading.Thread(target=target, name=name, daemon=True)
