@@ -181,8 +181,7 @@ class EventLoopServer(ChatServer):
     def _flush_all(self) -> None:
         while self._dirty or self._pending:
             if self._pending:
-                lines, self._pending = self._pending, []
-                self._send_to_members(b"".join(lines))
+                self._send_pending()
             for conn, parts in self._take_dirty():
                 self._send_parts(conn, parts)  # type: ignore[arg-type]
             self._apply([])

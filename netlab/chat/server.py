@@ -723,11 +723,16 @@ class ChatServer:
                 conn.sock.shutdown(socket.SHUT_RDWR)
 
     # ------------------------------------------------------------------ flushing
+    def _send_pending(self) -> None:
+        """Send the pending broadcasts, joined, to every member (lock held)."""
+        lines, self._pending = self._pending, []
+        self._send_to_members(b"".join(lines))
+        self._apply([])  # the sends may have found dead or too-slow clients
+
     def _flush(self) -> None:
         """Hand every queued byte to the kernel, one send() per client (lock held)."""
         if self._pending:
-            lines, self._pending = self._pending, []
-            self._send_to_members(b"".join(lines))
+            self._send_pending()
         while self._dirty:
             work = self._take_dirty()
             self._settle([(conn, data, _send(conn.sock, data)) for conn, data in work])

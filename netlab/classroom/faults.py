@@ -75,8 +75,9 @@ class DrillServer(ChatServer):
         kept: list[Action] = []
         for action in actions:
             if self.mode == "slow-broadcast" and type(action) is Broadcast:
-                data = action.data
-                self._later.put((now + self.delay, lambda d=data: self._broadcast_late(d)))  # type: ignore[misc]
+                # Later, through the server's own broadcast (not this method: no new delay).
+                self._later.put((now + self.delay,
+                                 lambda a=action: ChatServer._apply(self, [a])))  # type: ignore[misc]
                 continue
             if self.mode == "reset-after-join" and type(action) is Joined:
                 conn = action.who
@@ -95,11 +96,6 @@ class DrillServer(ChatServer):
                 return
             with self._lock:
                 run()
-
-    def _broadcast_late(self, data: bytes) -> None:
-        for member in self.room.member_view():
-            self._deliver(member, data)  # type: ignore[arg-type]
-        super()._apply([])
 
     def _reset(self, conn: Conn) -> None:
         if conn.gone:
