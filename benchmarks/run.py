@@ -187,11 +187,16 @@ def noisy(r: dict[str, Any]) -> bool:
 
 
 # ---------------------------------------------------------------------- the rows
+def crowd(quick: bool) -> str:
+    """How many clients the "1,000 clients" rows have (fewer with --quick)."""
+    return "200" if quick else "1000"
+
+
 def rows(repeat: int, quick: bool, skip_5000: bool,
          refs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The table's rows; the reference servers' runs, taken in turns with the others, go
     into `refs` ("bare", "nodelay 200", "nodelay 500")."""
-    n1000 = "200" if quick else "1000"
+    n1000 = crowd(quick)
     table: list[dict[str, Any]] = []
 
     def row(name: str, target: str, runs: dict[str, dict[str, Any]],
@@ -276,17 +281,17 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
         row(f"bad input: {name}", target, b, _bad_cell,
             lambda r, name=name: _bad_pass(r, name))
 
-    for label, args, rate in (("2,000 churn rounds (RST), 1 at a time",
-                               ("--churn", "2000", "--concurrency", "1"), 4000),
-                              ("2,000 churn rounds (RST), 8 at a time",
-                               ("--churn", "2000", "--concurrency", "8"), 2000),
-                              ("200 churn rounds with FIN", ("--churn", "200", "--close", "fin",
-                                                             "--concurrency", "1"), 0)):
-        sequential = rate == 4000
+    for label, args, rate, ref in (("2,000 churn rounds (RST), 1 at a time",
+                                    ("--churn", "2000", "--concurrency", "1"), 4000, ("bare",)),
+                                   ("2,000 churn rounds (RST), 8 at a time",
+                                    ("--churn", "2000", "--concurrency", "8"), 2000, ()),
+                                   ("200 churn rounds with FIN",
+                                    ("--churn", "200", "--close", "fin", "--concurrency", "1"),
+                                    0, ())):
         ch = each(lambda r: r["churn"]["rounds_per_s"], "--clients", "0", *args,
-                  only=(*SERVERS, "bare") if sequential else SERVERS)
-        if sequential:
-            refs["bare"] = ch.pop("bare")
+                  only=(*SERVERS, *ref))
+        for kind in ref:
+            refs[kind] = ch.pop(kind)
         row(label, f"all ok{f', >= {rate:,} rounds/s' if rate else ''}, fds/threads back, "
             "idle CPU 0 %", ch, _churn_cell, lambda r, rate=rate: _churn_pass(r, rate))
 
@@ -460,7 +465,7 @@ def main() -> None:
                  "one at a time against the same generator (median of "
                  f"{max(1, args.repeat)}, in turns with the servers above)"
                  + (" ~" if noisy(bare) else "") + ".")
-    n1000 = "200" if args.quick else "1000"
+    n1000 = crowd(args.quick)
     ref = []
     for fanout_rate in (200, 500):
         r = refs[f"nodelay {fanout_rate}"]
