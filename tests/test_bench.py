@@ -218,6 +218,37 @@ def test_sinks_in_a_worker_process_still_join_and_drain(server: ServerProcess) -
     assert r["chat"]["delivered"] == r["chat"]["expected"] == 2 * 10 * 2
 
 
+def test_interleave_spreads_the_few_evenly_among_the_many_and_loses_none() -> None:
+    from netlab.bench.scenarios import interleave
+
+    assert interleave([0, 1], [10, 11, 12, 13]) == [0, 10, 11, 1, 12, 13]
+    assert interleave([0, 1, 2], []) == [0, 1, 2]
+    assert interleave([], [5, 6]) == [5, 6]
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_observers_sit_all_along_the_servers_join_order(server: ServerProcess,
+                                                       workers: str) -> None:
+    """Servers fan a line out in join order: observers bunched at the front would read
+    the latency of the first clients served, not of all of them."""
+    clients, observers = 150, 5
+    code, r, _ = bench("--port", str(server.port), "--clients", str(clients),
+                       "--observers", str(observers), "--workers", workers,
+                       "--senders", "1", "--messages", "1")
+    assert code == 0, r.get("verdicts")
+    assert len(r["workers"]) == int(workers)
+    deadline = time.monotonic() + WAIT  # the log writer runs behind the room
+    while server.log().count(" joined from ") < clients and time.monotonic() < deadline:
+        time.sleep(0.05)
+    joins = [line.split()[1] for line in server.log().splitlines() if " joined from " in line]
+    assert len(joins) == clients
+    prefix = joins[0].rstrip("0123456789")
+    at = sorted(joins.index(f"{prefix}{i}") for i in range(observers))
+    # Loose bounds: sinks join in bursts of up to --concurrency at a time.
+    assert at[0] < clients * 0.4 and at[-1] >= clients * 0.6, at
+    assert clients * 0.2 <= at[observers // 2] <= clients * 0.8, at
+
+
 def test_netlab_drops_stalled_readers_and_the_others_keep_chatting(start_server) -> None:  # type: ignore[no-untyped-def]
     srv = start_server("--max-queue", "64k")
     code, r, _ = bench("--port", str(srv.port), "--clients", "5", "--senders", "3",

@@ -137,6 +137,10 @@ class Engine:
         self.errors: dict[str, int] = {}
         self.handshake_timeout = 10.0
         self.on_ready: Callable[[Client], None] | None = None
+        # May the next pending client start connecting, given how many have started?
+        # (Spreads observers over the server's join order while workers connect sinks.)
+        self.gate: Callable[[int], bool] | None = None
+        self.started = 0
         self._t0 = 0
         self._period_ns = 0
         self._next_due_ns = 0
@@ -155,7 +159,10 @@ class Engine:
 
     def _start_connects(self, now: int) -> None:
         while self.pending and self.in_flight < self.concurrency:
+            if self.gate is not None and not self.gate(self.started):
+                return
             c = self.pending.pop()
+            self.started += 1
             c.start_ns = now
             self.in_flight += 1
             sock = socket.socket(self.family, socket.SOCK_STREAM)
@@ -168,6 +175,10 @@ class Engine:
                 self._fail(c, _errname(err), now)
                 continue
             self.sel.register(sock, selectors.EVENT_WRITE, c)
+
+    def settled(self) -> int:
+        """Clients whose connect and handshake are over, joined or failed."""
+        return len(self.clients) - len(self.pending) - self.in_flight
 
     def _connected(self, c: Client, now: int) -> None:
         assert c.sock is not None
@@ -275,7 +286,7 @@ class Engine:
                 return True
             if time.monotonic() >= deadline:
                 return False
-            timeout = 0.05
+            timeout = 0.05 if self.gate is None or not self.pending else 0.001
             if self.plan is not None:
                 self._send_due(now)
                 if self.plan.rate is not None and self._next_due_ns > now:
@@ -546,7 +557,14 @@ def worker_main(pipe: Any, spec: dict[str, Any]) -> None:
     deadline = time.monotonic() + spec["time_limit"]
     try:
         cpu0, wall0 = cpu_seconds(), time.monotonic()
-        engine.loop(lambda: not engine.pending and not engine.in_flight, deadline)
+        settled, slot = spec.get("settled"), spec.get("slot", 0)
+
+        def connected() -> bool:
+            if settled is not None:  # the parent paces its observers by this count
+                settled[slot] = engine.settled()
+            return not engine.pending and not engine.in_flight
+
+        engine.loop(connected, deadline)
         summary = connect_summary(clients)
         summary["cpu_percent"] = _busy(cpu0, wall0)
         pipe.send(summary)

@@ -137,6 +137,7 @@ class Room:
         self.workers: list[Any] = []  # (process, pipe)
         self.local: list[lg.Client] = []
         self.summaries: dict[int, dict[str, Any]] = {}  # worker number -> its connect report
+        self._settled: Any = []  # per worker: sinks joined or failed (shared memory)
 
     # ------------------------------------------------------------------ connecting
     def connect(self, result: dict[str, Any], busy: dict[str, float]) -> None:
@@ -144,12 +145,18 @@ class Room:
         sinks = list(range(self.n_observers, opts.clients))
         shares = [sinks[i::self.n_workers] for i in range(self.n_workers)] if self.n_workers \
             else []
-        local_idx = list(range(self.n_observers)) + ([] if shares else sinks)
+        observers = list(range(self.n_observers))
+        # Latency is read on the observers, so they must sit all along the order in which
+        # the server joined its clients (and fans lines out), not bunched at its front.
+        local_idx = interleave(observers, sinks) if not shares else observers
         conc_local = max(1, round(opts.concurrency * len(local_idx) / opts.clients))
         # Workers first: with fork they must not inherit this process's sockets.
-        for share in shares:
+        self._settled = self._shared_counts(len(shares))
+        for k, share in enumerate(shares):
             self._start_worker(share, max(1, round(opts.concurrency * len(share) /
-                                                   opts.clients)))
+                                                   opts.clients)), k)
+        if shares:
+            self.engine.gate = self._observer_gate(len(sinks), len(local_idx))
         for i in local_idx:
             role = lg.SINK
             if i < self.n_observers:
@@ -203,13 +210,36 @@ class Room:
         ok, text = stats.connect_verdict(result["connect"])
         _verdict(result, "connect", ok, text)
 
-    def _start_worker(self, share: list[int], concurrency: int) -> None:
+    def _observer_gate(self, sinks: int, local: int) -> Callable[[int], bool]:
+        """Local client k may start once the workers have settled k/local of the sinks
+        (all of them, if every worker has reported or died)."""
+        def gate(started: int) -> bool:
+            if len(self.summaries) == len(self.workers) or not all(
+                    proc.is_alive() for proc, _ in self.workers):
+                return True
+            return sum(self._settled) >= started * sinks // local
+
+        return gate
+
+    def _shared_counts(self, n: int) -> Any:
+        if not n:
+            return []
         import multiprocessing as mp
 
-        ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+        return self._context(mp).RawArray("q", n)  # one slot per worker: no lock needed
+
+    @staticmethod
+    def _context(mp: Any) -> Any:
+        return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+    def _start_worker(self, share: list[int], concurrency: int, slot: int) -> None:
+        import multiprocessing as mp
+
+        ctx = self._context(mp)
         parent, child = ctx.Pipe()
         spec = {"host": self.opts.host, "port": self.opts.port, "protocol": self.opts.protocol,
                 "run": self.engine.run, "prefix": self.prefix, "indices": share,
+                "settled": self._settled, "slot": slot,
                 "concurrency": concurrency, "handshake_timeout": self.opts.handshake_timeout,
                 "time_limit": max(1.0, self.deadline.end - time.monotonic())}
         proc = ctx.Process(target=lg.worker_main, args=(child, spec), daemon=True)
@@ -391,6 +421,19 @@ class Room:
                 proc.join(2.0)
             pipe.close()
         self.engine.close_all()
+
+
+def interleave(few: list[int], many: list[int]) -> list[int]:
+    """`many` with the items of `few` spread evenly among them, the first one first."""
+    out: list[int] = []
+    taken = 0
+    for j, x in enumerate(few):
+        cut = j * len(many) // len(few)
+        out.extend(many[taken:cut])
+        out.append(x)
+        taken = cut
+    out.extend(many[taken:])
+    return out
 
 
 def unreachable(errors: dict[str, int], host: str, port: int) -> Exception | None:
