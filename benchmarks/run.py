@@ -82,6 +82,7 @@ def server(kind: str, errors: list[str] | None = None) -> Iterator[int]:
                              "selectors"],
                "bare": [PY, str(HERE / "bare_server.py"), "0"],
                "nodelay": [PY, str(HERE / "tutorial_server.py"), "0", "--nodelay"],
+               "split": [PY, str(HERE / "split_server.py"), "0", "2"],
                }.get(kind, [PY, str(HERE / "tutorial_server.py"), "0"])
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=log, start_new_session=True)
@@ -195,7 +196,7 @@ def crowd(quick: bool) -> str:
 def rows(repeat: int, quick: bool, skip_5000: bool,
          refs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     """The table's rows; the reference servers' runs, taken in turns with the others, go
-    into `refs` ("bare", "nodelay 200", "nodelay 500")."""
+    into `refs` ("bare", "nodelay 200", "nodelay 500", "split")."""
     n1000 = crowd(quick)
     table: list[dict[str, Any]] = []
 
@@ -246,8 +247,11 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
     for rate in (200, 500):
         cpu[rate] = each(lambda r: r["chat"]["latency_ms"]["p99"], "--clients", n1000,
                          "--senders", "10", "--rate", str(rate), "--messages", "100",
-                         "--observers", "30", only=(*SERVERS, "nodelay"))
+                         "--observers", "30",
+                         only=(*SERVERS, "nodelay", *(("split",) if rate == 200 else ())))
         refs[f"nodelay {rate}"] = cpu[rate].pop("nodelay")
+        if rate == 200:
+            refs["split"] = cpu[rate].pop("split")
     row(f"{n1000} clients, 10 senders, 200 msg/s", "100 %, p99 <= 5 ms", cpu[200], _lat_cell,
         lambda r: r["chat"]["lost"] == 0 and r["chat"]["latency_ms"]["p99"] <= 5)
     for rate in (200, 500):
@@ -479,6 +483,12 @@ def main() -> None:
                  + "; ".join(ref) + ". Without it, Nagle's algorithm packs the tutorial "
                  "server's lines into fewer packets: that is its lower CPU per delivery, and "
                  "its p99 of about 40 ms.")
+    split = refs["split"]
+    notes.append(f"Reference for the {n1000}-client p99 row: the fan-out split over two "
+                 "processes (`benchmarks/split_server.py`, no bounds, half the clients each): "
+                 + _cell(lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
+                                    f"{r['chat']['latency_ms']['p99']} ms"), split)
+                 + (" ~" if noisy(split) else "") + " at 200 msg/s.")
     if load[0] > 0.5:
         notes.append(f"the machine was not idle at the start (load average {load[0]:.2f}): "
                      "other work shared the cores")

@@ -298,6 +298,15 @@ def test_the_bare_reference_server_answers_every_churn_round_but_is_no_chat(scri
     assert code == 1 and r["churn"]["pair_ok"] is False  # it relays nothing
 
 
+def test_the_split_reference_server_relays_every_line_across_its_two_processes(script) -> None:  # type: ignore[no-untyped-def]
+    srv = script(ROOT / "benchmarks" / "split_server.py", "0", "2")
+    code, r, _ = bench("--port", str(srv.port), "--clients", "20", "--senders", "4",
+                       "--messages", "20")
+    chat = r["chat"]
+    assert chat["delivered"] == chat["expected"] == 4 * 20 * 19 and chat["corrupted"] == 0
+    assert code == 0, r.get("verdicts")
+
+
 def test_churn_and_bad_input_leave_netlab_chatting(server: ServerProcess) -> None:
     code, r, _ = bench("--port", str(server.port), "--clients", "0", "--churn", "40",
                        "--concurrency", "4", "--bad-input", "--case", "nick-non-ascii",
