@@ -317,6 +317,37 @@ def _cell(show: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
     return text
 
 
+def reference_notes(refs: dict[str, dict[str, Any]], repeat: int, n1000: str) -> list[str]:
+    """The notes under the table that give the reference servers' figures."""
+    notes: list[str] = []
+    churn = _ref(lambda r: f"{r['churn']['rounds_per_s']} rounds/s", refs["bare"])
+    notes.append(f"Reference for the churn rows: `benchmarks/bare_server.py`, which only "
+                 f"answers the handshake, one connection at a time, took {churn} "
+                 "one at a time against the same generator (median of "
+                 f"{repeat}, in turns with the servers above).")
+    ref = [f"at {fanout_rate} msg/s " + _ref(
+        lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
+                   f"{r['chat']['latency_ms']['p99']} ms, CPU "
+                   f"{r['chat']['server']['cpu_s_per_million_deliveries']} s per million"),
+        refs[f"nodelay {fanout_rate}"]) for fanout_rate in (200, 500)]
+    notes.append(f"Reference for the {n1000}-client rows: the tutorial server with only "
+                 "TCP_NODELAY added (`tutorial_server.py --nodelay`, lesson 6's one-line fix): "
+                 + "; ".join(ref) + ". Without it, Nagle's algorithm packs the tutorial "
+                 "server's lines into fewer packets: that is its lower CPU per delivery, and "
+                 "its p99 of about 40 ms.")
+    notes.append(f"Reference for the {n1000}-client p99 row: the fan-out split over two "
+                 "processes (`benchmarks/split_server.py`, no bounds, half the clients each): "
+                 + _ref(lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
+                                   f"{r['chat']['latency_ms']['p99']} ms"), refs["split"])
+                 + " at 200 msg/s.")
+    return notes
+
+
+def _ref(show: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
+    """A reference server's figure for the notes, marked `~` like the table's cells."""
+    return _cell(show, r) + (" ~" if noisy(r) else "")
+
+
 def _per_client(r: dict[str, Any]) -> float:
     return float((r["connect"]["server"]["rss_kib"] - r["server"]["start"]["rss_kib"])
                  / r["connect"]["clients"])
@@ -462,33 +493,7 @@ def main() -> None:
     refs: dict[str, dict[str, Any]] = {}
     table = rows(max(1, args.repeat), args.quick, args.skip_5000, refs)
     notes = list(args.note)
-    bare = refs["bare"]
-    rate = _safe(lambda r: r["churn"]["rounds_per_s"], bare)
-    notes.append(f"Reference for the churn rows: `benchmarks/bare_server.py`, which only "
-                 f"answers the handshake, one connection at a time, took {rate} rounds/s "
-                 "one at a time against the same generator (median of "
-                 f"{max(1, args.repeat)}, in turns with the servers above)"
-                 + (" ~" if noisy(bare) else "") + ".")
-    n1000 = crowd(args.quick)
-    ref = []
-    for fanout_rate in (200, 500):
-        r = refs[f"nodelay {fanout_rate}"]
-        ref.append(f"at {fanout_rate} msg/s " + _cell(
-            lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
-                       f"{r['chat']['latency_ms']['p99']} ms, CPU "
-                       f"{r['chat']['server']['cpu_s_per_million_deliveries']} s per million"),
-            r) + (" ~" if noisy(r) else ""))
-    notes.append(f"Reference for the {n1000}-client rows: the tutorial server with only "
-                 "TCP_NODELAY added (`tutorial_server.py --nodelay`, lesson 6's one-line fix): "
-                 + "; ".join(ref) + ". Without it, Nagle's algorithm packs the tutorial "
-                 "server's lines into fewer packets: that is its lower CPU per delivery, and "
-                 "its p99 of about 40 ms.")
-    split = refs["split"]
-    notes.append(f"Reference for the {n1000}-client p99 row: the fan-out split over two "
-                 "processes (`benchmarks/split_server.py`, no bounds, half the clients each): "
-                 + _cell(lambda r: (f"p50 {r['chat']['latency_ms']['p50']} / p99 "
-                                    f"{r['chat']['latency_ms']['p99']} ms"), split)
-                 + (" ~" if noisy(split) else "") + " at 200 msg/s.")
+    notes += reference_notes(refs, max(1, args.repeat), crowd(args.quick))
     if load[0] > 0.5:
         notes.append(f"the machine was not idle at the start (load average {load[0]:.2f}): "
                      "other work shared the cores")

@@ -429,13 +429,38 @@ def test_nobody_listening_is_exit_3_with_the_catalog_explanation() -> None:
     assert "ECONNREFUSED" in stderr
 
 
-def test_the_benchmark_table_marks_limited_and_disturbed_figures() -> None:
+@pytest.fixture
+def run() -> Any:
+    """benchmarks/run.py, loaded as a module (it is a script, not part of the package)."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
     assert spec is not None and spec.loader is not None
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_notes_give_each_reference_servers_figures_marked_like_the_table(
+        run: Any) -> None:
+    quiet = {"generator": {"limited": False}, "machine": {"steal_percent": 0.1}}
+    stolen = {"generator": {"limited": False}, "machine": {"steal_percent": 9.0}}
+
+    def chat(p99: float, cpu: float, base: dict[str, Any]) -> dict[str, Any]:
+        return {**base, "chat": {"latency_ms": {"p50": 0.5, "p99": p99},
+                                 "server": {"cpu_s_per_million_deliveries": cpu}}}
+
+    refs = {"bare": {**stolen, "churn": {"rounds_per_s": 3400.5}},
+            "nodelay 200": chat(6.9, 3.4, quiet), "nodelay 500": chat(150.0, 2.2, stolen),
+            "split": {"error": "split server did not start"}}
+    bare, nodelay, split = run.reference_notes(refs, 3, "1000")
+    assert "took 3400.5 rounds/s ~ one at a time" in bare and "median of 3" in bare
+    assert ("at 200 msg/s p50 0.5 / p99 6.9 ms, CPU 3.4 s per million; "
+            "at 500 msg/s p50 0.5 / p99 150.0 ms, CPU 2.2 s per million ~") in nodelay
+    assert "error: split server did not start at 200 msg/s" in split
+
+
+def test_the_benchmark_table_marks_limited_and_disturbed_figures(run: Any) -> None:
     quiet = {"generator": {"limited": False}, "machine": {"steal_percent": 0.3}}
     stolen = {"generator": {"limited": False}, "machine": {"steal_percent": 4.0}}
     busy = {"generator": {"limited": True}, "machine": {"steal_percent": None}}
@@ -446,13 +471,8 @@ def test_the_benchmark_table_marks_limited_and_disturbed_figures() -> None:
     assert "| s | t | 1 ms ~ | yes | not run |  | 9 ms * | not run |" in text
 
 
-def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
-    assert spec is not None and spec.loader is not None
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
+def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(
+        run: Any) -> None:
     stderr = ("+ c1 joined\nException in thread netlab-housekeeper:\n"
               "Traceback (most recent call last):\n  File \"x.py\", line 1, in _apply\n"
               "Exception in thread netlab-reader:\n"  # another thread's, interleaved
@@ -471,13 +491,7 @@ def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(
 
 
 def test_the_benchmark_takes_each_servers_runs_in_turns_and_keeps_the_median(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("bench_run", ROOT / "benchmarks" / "run.py")
-    assert spec is not None and spec.loader is not None
-    run = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(run)
+        run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     order: list[str] = []
     figures = {"a": iter([5.0, 1.0, 3.0]), "b": iter([2.0, 9.0, 4.0])}
 
