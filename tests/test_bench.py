@@ -441,6 +441,22 @@ def run() -> Any:
     return module
 
 
+def test_a_run_the_host_disturbed_is_taken_again_a_bounded_number_of_times(
+        run: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run, "RETRY_PAUSE", 0.0)
+    monkeypatch.setattr(run, "retry_budget", [3])
+    steal = iter([9.0, 5.0, 0.5, 9.0, 9.0, 9.0, 9.0, 9.0])
+
+    def one() -> dict[str, Any]:
+        return {"machine": {"steal_percent": next(steal)}}
+
+    quiet = run.undisturbed(one)
+    assert quiet["machine"]["steal_percent"] == 0.5 and quiet["_retries"] == 2
+    assert run.undisturbed(one)["_retries"] == 1  # the table's budget of retries ran out
+    assert run.undisturbed(one)["_retries"] == 0
+    assert run.noisy(run.undisturbed(one))  # disturbed every time: still marked
+
+
 def test_the_notes_give_each_reference_servers_figures_marked_like_the_table(
         run: Any) -> None:
     quiet = {"generator": {"limited": False}, "machine": {"steal_percent": 0.1}}
