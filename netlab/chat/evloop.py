@@ -61,7 +61,7 @@ class EventLoopServer(ChatServer):
         if self._stopped.is_set():
             return
         self.request_stop()  # the loop tells every client and closes everything itself
-        writer, *loop = self._threads or [None]
+        writer, loop = self._writer_and_others()
         for thread in loop:
             thread.join(timeout)
         self._close_log(writer, 0.5)

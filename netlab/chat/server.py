@@ -295,7 +295,7 @@ class ChatServer:
         deadline = time.monotonic() + timeout
         with self._lock:
             readers = list(self._readers)
-        writer, *workers = self._threads or [None]
+        writer, workers = self._writer_and_others()
         for thread in [*workers, *readers]:
             if thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
@@ -358,6 +358,12 @@ class ChatServer:
             # Waking a thread per line costs more than the line: at 2,000 joins a second
             # that was half the server's CPU. Lines logged during the nap share one wake.
             time.sleep(_LOG_BATCH)
+
+    def _writer_and_others(self) -> tuple[threading.Thread | None, list[threading.Thread]]:
+        """The log writer (started first) and the server's other threads."""
+        if not self._threads:
+            return None, []
+        return self._threads[0], self._threads[1:]
 
     def _close_log(self, writer: threading.Thread | None, timeout: float) -> None:
         """Stop the log writer once it has written every line logged so far."""
