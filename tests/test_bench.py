@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -305,6 +306,15 @@ def test_the_split_reference_server_relays_every_line_across_its_two_processes(s
     chat = r["chat"]
     assert chat["delivered"] == chat["expected"] == 4 * 20 * 19 and chat["corrupted"] == 0
     assert code == 0, r.get("verdicts")
+
+
+def test_the_fanout_floor_times_one_send_per_client() -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "fanout_floor.py"),
+                          "50", "20"], capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert out.returncode == 0, out.stderr
+    median, p90, fastest = (float(x) for x in re.findall(r"([\d.]+) ms", out.stdout))
+    assert out.stdout.startswith("50 clients, one line each:")
+    assert 0 < fastest <= median <= p90
 
 
 def test_churn_and_bad_input_leave_netlab_chatting(server: ServerProcess) -> None:
