@@ -221,21 +221,13 @@ class Room:
 
         return gate
 
-    def _shared_counts(self, n: int) -> Any:
-        if not n:
-            return []
-        import multiprocessing as mp
-
-        return self._context(mp).RawArray("q", n)  # one slot per worker: no lock needed
-
     @staticmethod
-    def _context(mp: Any) -> Any:
-        return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    def _shared_counts(n: int) -> Any:
+        # One slot per worker, each written by its worker only: no lock needed.
+        return _mp_context().RawArray("q", n) if n else []
 
     def _start_worker(self, share: list[int], concurrency: int, slot: int) -> None:
-        import multiprocessing as mp
-
-        ctx = self._context(mp)
+        ctx = _mp_context()
         parent, child = ctx.Pipe()
         spec = {"host": self.opts.host, "port": self.opts.port, "protocol": self.opts.protocol,
                 "run": self.engine.run, "prefix": self.prefix, "indices": share,
@@ -421,6 +413,12 @@ class Room:
                 proc.join(2.0)
             pipe.close()
         self.engine.close_all()
+
+
+def _mp_context() -> Any:
+    import multiprocessing as mp
+
+    return mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
 def interleave(few: list[int], many: list[int]) -> list[int]:
