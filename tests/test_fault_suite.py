@@ -3,6 +3,7 @@
 Chaotic clients send random bytes, partial and huge lines, never read, and close or reset
 at random moments, while three polite clients chat. Every polite message must reach every
 polite client, in order, and the server's threads and fds must return to their baseline.
+Both engines: the threaded one (the default) and `--engine selectors`.
 """
 
 from __future__ import annotations
@@ -74,9 +75,11 @@ def wait_until(check: Callable[[], bool], timeout: float = WAIT) -> bool:
     return check()
 
 
-def run_chaos(start_server: Callable[..., ServerProcess], seed: int, rounds: int) -> None:
+def run_chaos(start_server: Callable[..., ServerProcess], seed: int, rounds: int,
+              engine: str = "threads") -> None:
     rng = random.Random(seed)
-    srv = start_server("--max-line", "1024", "--max-queue", "64k", "--handshake-timeout", "2")
+    srv = start_server("--max-line", "1024", "--max-queue", "64k", "--handshake-timeout", "2",
+                       "--engine", engine)
     proc = psutil.Process(srv.pid)
     polite = [LineClient(srv.port).join(f"polite{i}") for i in range(3)]
     base_threads, base_fds = proc.num_threads(), proc.num_fds()
@@ -118,13 +121,19 @@ def run_chaos(start_server: Callable[..., ServerProcess], seed: int, rounds: int
     assert proc.memory_info().rss - base_rss < 32 * 1024 * 1024
 
 
+ENGINES = ["threads", "selectors"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_random_abuse_leaves_polite_clients_untouched(
-    start_server: Callable[..., ServerProcess],
+    start_server: Callable[..., ServerProcess], engine: str,
 ) -> None:
-    run_chaos(start_server, seed=1234, rounds=25)
+    run_chaos(start_server, seed=1234, rounds=25, engine=engine)
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("seed", range(5))
-def test_random_abuse_soak(start_server: Callable[..., ServerProcess], seed: int) -> None:
-    run_chaos(start_server, seed=seed, rounds=300)
+def test_random_abuse_soak(start_server: Callable[..., ServerProcess], seed: int,
+                           engine: str) -> None:
+    run_chaos(start_server, seed=seed, rounds=300, engine=engine)
