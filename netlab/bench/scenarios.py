@@ -179,6 +179,7 @@ class Room:
         # No shorter bound than the run's: join notices are O(N^2), and at 5,000 clients
         # the server needs a while to send them all.
         self.engine.loop(done, self.deadline.end)
+        self.engine.gate = None  # later joiners (stalled readers, a newcomer) go at once
         busy["connect"] = lg._busy(cpu0, wall0)
         for k, s in self.summaries.items():
             busy[f"connect worker {k + 1}"] = s["cpu_percent"]
