@@ -140,7 +140,6 @@ class Engine:
         # May the next pending client start connecting, given how many have started?
         # (Spreads observers over the server's join order while workers connect sinks.)
         self.gate: Callable[[int], bool] | None = None
-        self.started = 0
         self._t0 = 0
         self._period_ns = 0
         self._next_due_ns = 0
@@ -159,10 +158,9 @@ class Engine:
 
     def _start_connects(self, now: int) -> None:
         while self.pending and self.in_flight < self.concurrency:
-            if self.gate is not None and not self.gate(self.started):
+            if self.gate is not None and not self.gate(self.started()):
                 return
             c = self.pending.pop()
-            self.started += 1
             c.start_ns = now
             self.in_flight += 1
             sock = socket.socket(self.family, socket.SOCK_STREAM)
@@ -176,9 +174,13 @@ class Engine:
                 continue
             self.sel.register(sock, selectors.EVENT_WRITE, c)
 
+    def started(self) -> int:
+        """Clients that began connecting."""
+        return len(self.clients) - len(self.pending)
+
     def settled(self) -> int:
         """Clients whose connect and handshake are over, joined or failed."""
-        return len(self.clients) - len(self.pending) - self.in_flight
+        return self.started() - self.in_flight
 
     def _connected(self, c: Client, now: int) -> None:
         assert c.sock is not None
