@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import unicodedata
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netlab.chat.protocol import ClientReader, LineFramer, LineTooLong, NickPrompt, clean_text
+from netlab.chat.protocol import (
+    MAX_NICK,
+    ClientReader,
+    LineFramer,
+    LineTooLong,
+    NickPrompt,
+    check_nick,
+    clean_text,
+)
 from netlab.chat.room import Broadcast, Room, Send
 
 
@@ -89,3 +98,18 @@ def test_client_reader_never_raises(data: bytes, cuts: list[int]) -> None:
         for item in reader.feed(chunk):
             assert isinstance(item, (str, NickPrompt))
     reader.flush()
+
+
+def nick_rule(nick: str) -> bool:
+    """The nickname rule as the lesson states it: letters, digits and - _ . only."""
+    return all(ch in "-_." or unicodedata.category(ch)[0] == "L"
+               or unicodedata.category(ch) == "Nd" for ch in nick)
+
+
+@given(st.one_of(st.text(alphabet=st.characters(max_codepoint=127), max_size=20),
+                 st.text(max_size=20)))
+def test_a_nickname_is_accepted_exactly_when_the_rule_allows_it(raw: str) -> None:
+    nick, problem = check_nick(raw)
+    wanted = unicodedata.normalize("NFC", raw.strip())
+    allowed = bool(wanted) and len(wanted) <= MAX_NICK and nick_rule(wanted)
+    assert (nick == wanted and problem is None) if allowed else (nick is None and problem)

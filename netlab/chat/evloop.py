@@ -113,11 +113,16 @@ class EventLoopServer(ChatServer):
 
     def _round(self) -> None:
         """End of a loop round: settle drops, send what was queued, close the departed."""
-        self._apply([])
-        self._flush_all()
-        for conn in self._closing:
-            self._close(conn)
-        self._closing.clear()
+        # Most rounds serve one socket and find nothing to do here: each check costs less
+        # than the call it skips (churn: three rounds per connection).
+        if self._to_drop:
+            self._apply([])
+        if self._dirty or self._pending:
+            self._flush_all()
+        if self._closing:
+            for conn in self._closing:
+                self._close(conn)
+            self._closing.clear()
 
     def _accept_burst(self) -> None:
         assert self._listener is not None
@@ -142,8 +147,12 @@ class EventLoopServer(ChatServer):
             self._conns.add(conn)
             self._sel.register(sock, READ, conn)
             self.stats.accepted += 1
-            self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+            if self.config.trace:
+                self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
             self._greet(conn)
+            # The prompt goes out now, not after the next accept(), which mostly finds
+            # nobody: the client is waiting for it.
+            self._flush_all()
 
     def _read(self, conn: LoopConn) -> None:
         try:
@@ -175,7 +184,7 @@ class EventLoopServer(ChatServer):
     def _broadcast(self, data: bytes, notice: bool) -> None:
         if self.config.trace:  # every send traced, one per member and line
             super()._broadcast(data, notice)
-        else:
+        elif self.room:  # (the last member's departure is news to nobody)
             self._pending.append(data)  # the round's lines go out together at its end
 
     def _flush_all(self) -> None:
@@ -219,12 +228,14 @@ class EventLoopServer(ChatServer):
         if conn.closed:
             return
         conn.closed = True
+        sock = conn.sock
         with contextlib.suppress(KeyError, ValueError, OSError):
-            self._sel.unregister(conn.sock)
+            self._sel.unregister(sock)
         if conn.reason == p.Reason.TOO_SLOW:
             with contextlib.suppress(OSError):
-                conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-        self._trace(f"close() fd {conn.sock.fileno()} ({conn.reason})")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
+        if self.config.trace:
+            self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
         with contextlib.suppress(OSError):
-            conn.sock.close()
+            sock.close()
         self._conns.discard(conn)

@@ -129,6 +129,7 @@ def clean_text(raw: bytes) -> str:
 
 
 _NICK_PUNCT = frozenset("-_.")
+_DROP_NICK_PUNCT = str.maketrans("", "", "-_.")
 
 
 def check_nick(raw: str) -> tuple[str | None, str | None]:
@@ -142,6 +143,8 @@ def check_nick(raw: str) -> tuple[str | None, str | None]:
         return None, "nickname must not be empty"
     if len(nick) > MAX_NICK:
         return None, f"nickname too long ({len(nick)} characters, max {MAX_NICK})"
+    if nick.isascii() and nick.translate(_DROP_NICK_PUNCT).isalnum():
+        return nick, None  # the common case, without a category lookup per character
     for ch in nick:
         if ch in _NICK_PUNCT:
             continue

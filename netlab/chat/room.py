@@ -119,14 +119,15 @@ class Room:
     # -- the handshake -------------------------------------------------------------------
     def _choose_nick(self, who: Hashable, text: str) -> list[Action]:
         nick, problem = p.check_nick(text)
-        if nick is not None and p.nick_key(nick) in self._by_key:
+        key = p.nick_key(nick) if nick is not None else ""
+        if nick is not None and key in self._by_key:
             nick, problem = None, f"nickname {nick} is taken, choose another"
         if nick is None:
             return [Send(who, p.encode_line(p.error_line(problem or "bad nickname"))),
                     Send(who, _NICK_LINE)]
         self._waiting.discard(who)
         self._nicks[who] = nick
-        self._by_key[p.nick_key(nick)] = who
+        self._by_key[key] = who
         return [
             Joined(who, nick),
             Send(who, p.encode_line(p.welcome_line(nick, len(self._nicks)))),

@@ -598,7 +598,7 @@ class ChatServer:
         # outermost call loops: the nested ones (from _drop) would otherwise recurse two
         # frames deep per dead client, and a flush that finds 500 dead peers would raise
         # RecursionError in the thread doing it.
-        if self._dropping:
+        if self._dropping or not self._to_drop:
             return
         self._dropping = True
         try:
