@@ -226,6 +226,8 @@ def find_lesson(key: str, lessons: Iterable[Lesson] | None = None) -> Lesson:
     wanted = key.strip().lower().removesuffix(".md")
     numbers = ", ".join(str(lesson.number) for lesson in all_lessons)
     hint = f"`netlab lessons` lists them (numbers {numbers})" if all_lessons else None
+    if not wanted:
+        raise UsageError("which lesson? give its number or name, e.g. `netlab lesson 7`", hint)
     if wanted.isdigit():
         for lesson in all_lessons:
             if lesson.number == int(wanted):

@@ -147,6 +147,7 @@ def test_starter_prints_the_file() -> None:
 @pytest.mark.parametrize(("args", "code", "text"), [
     (["frobnicate"], 2, "0 (client)"),
     ([], 2, "name an exercise"),
+    ([" "], 2, "name an exercise"),
     (["3"], 2, "give it after --"),
     (["8"], 2, "--answers"),
     (["3", "--", "/no/such/program"], 3, "no such program"),

@@ -72,6 +72,7 @@ def test_lookup_by_number_slug_or_prefix(key: str) -> None:
 @pytest.mark.parametrize(("key", "message"), [
     ("11", "no lesson number 11"), ("nosuch", "no lesson called 'nosuch'"),
     ("a", "could mean several lessons: addresses-ports, address-in-use"),
+    ("", "which lesson? give its number or name"), ("  ", "which lesson?"),
 ])
 def test_unknown_lesson_is_a_usage_error(key: str, message: str) -> None:
     code, out, err = run("lesson", key)

@@ -68,7 +68,7 @@ def check(name: str | None, command: tuple[str, ...], show_list: bool, starter: 
         else:
             click.echo(list_text(rows), nl=False)
         return
-    if not name:
+    if not name or not name.strip():
         names = ", ".join(f"{ex.number} ({ex.name})" for ex in all_exercises())
         raise UsageError("name an exercise, or use --list", f"the exercises are: {names}")
     if name.strip().lower() == "drill" or server is not None:  # the classroom (issue 9)
