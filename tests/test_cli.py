@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from netlab.cli import cli
@@ -96,3 +98,17 @@ def test_the_help_table_matches_the_commands() -> None:
         command = cli.get_command(ctx, name)
         assert command is not None and command.name == name
         assert command.get_short_help_str(limit=200) == short
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["chat"], ["bench"],
+                                     ["capture"], ["class", "serve", "--port", "0"]])
+@pytest.mark.parametrize("host", ["", "  ", "[]", "127.0.0.1 55555"])
+def test_an_empty_or_spaced_host_is_a_usage_error(command: list[str], host: str,
+                                                  tmp_path: Path) -> None:
+    # (in tmp_path: were the host taken, `class serve` would write its log in the cwd)
+    result = subprocess.run(netlab_cmd(*command, "--host", host), capture_output=True,
+                            text=True, timeout=WAIT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--host" in result.stderr and "Traceback" not in result.stderr
+    assert ("is empty" in result.stderr) if not host.strip("[] ") else (
+        "has a space in it" in result.stderr)

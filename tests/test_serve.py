@@ -290,6 +290,15 @@ def test_ipv6_loopback(start_server: Callable[..., ServerProcess]) -> None:
     client.expect("six: over ipv6")
 
 
+def test_a_pasted_host_is_taken_as_meant(start_server: Callable[..., ServerProcess]) -> None:
+    srv = start_server(host=" 127.0.0.1 ")  # copied with the spaces around it
+    assert srv.first_line == f"listening on 127.0.0.1:{srv.port}"
+    LineClient(srv.port).join("paste")
+    if socket.has_ipv6 and _ipv6_loopback_works():
+        srv6 = start_server(host="[::1]")  # as a URL writes it
+        assert srv6.first_line == f"listening on [::1]:{srv6.port}"
+
+
 def _ipv6_loopback_works() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as s:

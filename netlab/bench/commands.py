@@ -54,6 +54,7 @@ import click
 
 from netlab.chat import protocol as p
 from netlab.errors import ExitStatus, UsageError
+from netlab.params import HOST
 
 CASE_NAMES = ("long-line", "invalid-utf8", "ansi", "nick-empty", "nick-long", "nick-duplicate",
               "nick-non-ascii", "no-nick", "partial-rst", "reset-before-accept")
@@ -74,7 +75,8 @@ def is_loopback(host: str) -> bool:
 
 
 @click.command()
-@click.option("--host", default=p.DEFAULT_HOST, show_default=True, help="Server address.")
+@click.option("--host", default=p.DEFAULT_HOST, show_default=True, type=HOST,
+              help="Server address.")
 @click.option("--port", default=p.DEFAULT_PORT, show_default=True,
               type=click.IntRange(1, 65535), help="Server port.")
 @click.option("--clients", default=20, show_default=True, type=click.IntRange(0, None),

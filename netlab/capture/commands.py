@@ -12,10 +12,11 @@ import click
 
 from netlab.chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from netlab.errors import ExitStatus, UsageError
+from netlab.params import HOST
 
 
 @click.command()
-@click.option("--host", default=DEFAULT_HOST, show_default=True,
+@click.option("--host", default=DEFAULT_HOST, show_default=True, type=HOST,
               help="The chat server's address (selects the interface and the filter).")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535),
               help="The chat server's TCP port.")

@@ -16,6 +16,7 @@ from netlab.errors import ExitStatus, UsageError
 from netlab.output import err as _err
 from netlab.output import log_line as _log_line
 from netlab.output import out as _out
+from netlab.params import HOST
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
                "mib": 1024**2}
@@ -46,7 +47,7 @@ class ByteSize(click.ParamType):
 
 
 @click.command()
-@click.option("--host", default=p.DEFAULT_HOST, show_default=True,
+@click.option("--host", default=p.DEFAULT_HOST, show_default=True, type=HOST,
               help="Address to listen on: 127.0.0.1 for this machine only, 0.0.0.0 (or ::) "
                    "for the whole classroom.")
 @click.option("--port", default=p.DEFAULT_PORT, show_default=True,
@@ -148,7 +149,8 @@ def _classroom_notes(host: str, port: int) -> list[str]:
 
 
 @click.command()
-@click.option("--host", default=p.DEFAULT_HOST, show_default=True, help="Server address.")
+@click.option("--host", default=p.DEFAULT_HOST, show_default=True, type=HOST,
+              help="Server address.")
 @click.option("--port", default=p.DEFAULT_PORT, show_default=True,
               type=click.IntRange(1, 65535), help="Server port.")
 @click.option("--nick", default=None, help="Nickname (asked for when missing).")

@@ -16,6 +16,7 @@ from netlab.classroom.drills import FAULTS
 from netlab.errors import ExitStatus, NetlabError, UsageError
 from netlab.output import err as _err
 from netlab.output import out as _out
+from netlab.params import HOST
 
 DRILL_HELP = "Faults: " + ", ".join(FAULTS) + "."
 
@@ -27,7 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _server_options(f: F) -> F:
     options = [
-        click.option("--host", default=None,
+        click.option("--host", default=None, type=HOST,
                      help="Address to listen on [default: '::' and 0.0.0.0, the whole LAN]."),
         click.option("--port", default=p.DEFAULT_PORT, show_default=True,
                      type=click.IntRange(0, 65535), help="Class port; 0 picks a free one."),
