@@ -196,8 +196,13 @@ def _safe(f: Callable[[dict[str, Any]], Any], r: dict[str, Any]) -> Any:
         return None
 
 
-def limited(r: dict[str, Any]) -> bool:
-    return bool(r.get("generator", {}).get("limited"))
+def limited(r: dict[str, Any], phases: tuple[str, ...]) -> bool:
+    """The load generator was the bottleneck while the figure was being taken: in one of
+    these phases ("chat" also covers "chat worker 2"), not merely somewhere in the run."""
+    gen = r.get("generator", {})
+    if "limited_phases" not in gen:  # a run from before phases were told apart
+        return bool(gen.get("limited"))
+    return any(name.startswith(phases) for name in gen["limited_phases"])
 
 
 NOISY_STEAL = 2.0  # percent: as netlab.bench.report flags it
@@ -223,9 +228,9 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
 
     def row(name: str, target: str, runs: dict[str, dict[str, Any]],
             show: Callable[[dict[str, Any]], str], passes: Callable[[dict[str, Any]], bool],
-            ) -> None:
+            phases: tuple[str, ...] = ("chat",)) -> None:
         table.append({"scenario": name, "target": target,
-                      "cells": {k: (_cell(show, r), limited(r), noisy(r))
+                      "cells": {k: (_cell(show, r), limited(r, phases), noisy(r))
                                 for k, r in runs.items()},
                       "pass": _passes(passes, runs["netlab"]),
                       "pass_selectors": ("selectors" in runs
@@ -245,7 +250,7 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
                    f"{r['connect']['seconds']} s, hs p99 "
                    f"{r['connect']['handshake_ms']['p99']} ms"),
         lambda r: (r["connect"]["failed"] == 0 and r["connect"]["seconds"] <= 1.5
-                   and r["connect"]["handshake_ms"]["p99"] <= 200))
+                   and r["connect"]["handshake_ms"]["p99"] <= 200), phases=("connect",))
 
     if not skip_5000:
         h = {k: bench(k, "--clients", "5000", "--senders", "2", "--messages", "5",
@@ -255,7 +260,7 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
             lambda r: (f"{r['connect']['joined']} joined, chat "
                        f"{r['chat']['delivered_percent']} %, {_per_client(r):.1f} KiB/client"),
             lambda r: (r["connect"]["failed"] == 0 and r["chat"]["lost"] == 0
-                       and _per_client(r) <= 24))
+                       and _per_client(r) <= 24), phases=("connect", "chat"))
 
     lat = each(lambda r: r["chat"]["latency_ms"]["p99"], "--clients", "100", "--senders",
                "10", "--rate", "200", "--messages", "100")
@@ -294,7 +299,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
               "--senders", "10", "--messages", "800", "--size", "1000", "--rate", "2000",
               "--slow-readers", "2")
     row("2 of 22 clients never read", "others 100 %, p99 <= 2x, newcomer joins, RSS growth "
-        "<= 8 MiB, stalled dropped", sl, _slow_cell, _slow_pass)
+        "<= 8 MiB, stalled dropped", sl, _slow_cell, _slow_pass,
+        phases=("chat", "slow readers"))
 
     for name in ("long-line", "invalid-utf8", "ansi", "nick-empty", "nick-long",
                  "nick-duplicate", "nick-non-ascii", "no-nick", "partial-rst",
@@ -304,7 +310,7 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
         target = ("a fresh pair chats; <= 0.5 s CPU, <= 1 MiB RSS" if name == "long-line"
                   else "a fresh pair chats afterwards")
         row(f"bad input: {name}", target, b, _bad_cell,
-            lambda r, name=name: _bad_pass(r, name))
+            lambda r, name=name: _bad_pass(r, name), phases=("bad input",))
 
     for label, args, rate, ref in (("2,000 churn rounds (RST), 1 at a time",
                                     ("--churn", "2000", "--concurrency", "1"), 4000, ("bare",)),
@@ -318,7 +324,8 @@ def rows(repeat: int, quick: bool, skip_5000: bool,
         for kind in ref:
             refs[kind] = ch.pop(kind)
         row(label, f"all ok{f', >= {rate:,} rounds/s' if rate else ''}, fds/threads back, "
-            "idle CPU 0 %", ch, _churn_cell, lambda r, rate=rate: _churn_pass(r, rate))
+            "idle CPU 0 %", ch, _churn_cell, lambda r, rate=rate: _churn_pass(r, rate),
+            phases=("churn",))
 
     table.append(_help_row())
     return table
@@ -461,7 +468,8 @@ def render(table: list[dict[str, Any]], repeat: int, load: tuple[float, ...],
            f"on the same machine; each figure is the median of {repeat} run(s), the servers "
            "taking turns run by run; every server started fresh for every run. `*` marks a "
            "figure limited by the load generator "
-           "(one of its processes above 80 % of a core), not by the server; `~` a run during "
+           "(one of its processes above 80 % of a core while that figure was taken), not by "
+           "the server; `~` a run during "
            f"which this virtual machine's host took {NOISY_STEAL:g} % or more of its CPU time "
            "(steal), which shows as latency spikes and slow rounds. Such a run was taken "
            f"again, up to {RETRIES} times after a {RETRY_PAUSE:g} s pause, for every server "

@@ -147,6 +147,8 @@ def test_machine_cpu_counts_work_done_in_any_process() -> None:
 def test_the_generator_is_flagged_when_it_used_most_of_a_core() -> None:
     assert stats.generator_note({"chat": 40.0}) is None
     assert "load generator" in (stats.generator_note({"chat": 40.0, "connect": 93.0}) or "")
+    assert stats.limited_phases({"chat": 40.0, "connect worker 1": 93.0, "connect": 81.0}) \
+        == ["connect", "connect worker 1"]
 
 
 # ---------------------------------------------------------------------- real runs
@@ -217,6 +219,11 @@ def test_sinks_in_a_worker_process_still_join_and_drain(server: ServerProcess) -
     assert code == 0, r.get("verdicts")
     assert r["workers"] == [{"clients": 7}] and r["connect"]["joined"] == 10
     assert r["chat"]["delivered"] == r["chat"]["expected"] == 2 * 10 * 2
+    # Each phase's CPU is its own, the worker's draining during the chat included.
+    assert {"connect", "connect worker 1", "chat", "chat worker 1"} <= set(
+        r["generator"]["cpu_percent"])
+    assert r["generator"]["limited_phases"] == sorted(
+        name for name, p in r["generator"]["cpu_percent"].items() if p > 80)
 
 
 def test_interleave_spreads_the_few_evenly_among_the_many_and_loses_none() -> None:
@@ -495,6 +502,17 @@ def test_the_benchmark_table_marks_limited_and_disturbed_figures(run: Any) -> No
               "cells": {"netlab": ("1 ms", False, True), "tutorial": ("9 ms", True, False)}}]
     text = run.render(table, 3, (0.1, 0.1, 0.1), [])
     assert "| s | t | 1 ms ~ | yes | not run |  | 9 ms * | not run |" in text
+
+
+def test_a_figure_is_marked_limited_only_by_the_generators_phase_it_comes_from(
+        run: Any) -> None:
+    connecting = {"generator": {"limited": True, "limited_phases": ["connect worker 1"]}}
+    draining = {"generator": {"limited": True, "limited_phases": ["chat worker 2"]}}
+    assert run.limited(connecting, ("connect",)) and not run.limited(connecting, ("chat",))
+    assert run.limited(draining, ("chat", "slow readers"))
+    assert not run.limited(draining, ("churn",))
+    older = {"generator": {"limited": True}}  # before phases were told apart: any phase
+    assert run.limited(older, ("chat",))
 
 
 def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(

@@ -24,7 +24,7 @@ failed (the answer to "does it hold up?" is no); 2 usage (also a remote target w
                     "server_rss_growth_kib"}, ...],
      "server": {"start": SRV, "end": SRV, "peak_rss_kib", "alive"},  # SRV null: not local
      "generator": {"processes", "cpu_percent": {phase: percent of one core}, "limited",
-                   "note"},
+                   "limited_phases": [phase, ...], "note"},
      "workers": [{"clients"}, ...],
      "machine": {"steal_percent"},  # CPU time the host of a VM took; null off Linux
      "verdicts": [{"scenario", "ok", "text"}, ...],

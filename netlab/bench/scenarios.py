@@ -83,9 +83,9 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
             if result["connect"]["joined"] and opts.messages and opts.senders:
                 room.chat(result, busy)
             if result["connect"]["joined"] and opts.slow_readers:
-                room.slow_readers(result)
+                room.slow_readers(result, busy)
         finally:
-            room.close()
+            room.close(busy)
     if opts.churn or opts.bad_input:
         from netlab.bench import misbehave
 
@@ -105,6 +105,7 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
     result["machine"] = {"steal_percent": steal}
     note = stats.generator_note(busy)
     result["generator"]["limited"] = note is not None
+    result["generator"]["limited_phases"] = stats.limited_phases(busy)
     result["generator"]["note"] = note
     result["generator"]["processes"] = 1 + len(result.get("workers", []))
     result["ok"] = all(v["ok"] for v in result["verdicts"])
@@ -364,7 +365,7 @@ class Room:
         e.add([c], e.concurrency)
         return c
 
-    def slow_readers(self, result: dict[str, Any]) -> None:
+    def slow_readers(self, result: dict[str, Any], busy: dict[str, float]) -> None:
         """K clients join and never read; the same pass runs again, with a newcomer."""
         opts, e = self.opts, self.engine
         k = opts.slow_readers
@@ -395,11 +396,12 @@ class Room:
                 if self.watch and before and after else None),
         }
         result["slow_readers"] = out
+        busy["slow readers"] = chat["generator_cpu_percent"]
         ok, text = stats.slow_verdict(out, base)
         _verdict(result, "slow readers", ok, text)
 
     # ------------------------------------------------------------------ the end
-    def close(self) -> None:
+    def close(self, busy: dict[str, float] | None = None) -> None:
         for _proc, pipe in self.workers:
             with contextlib.suppress(OSError, BrokenPipeError):
                 pipe.send("stop")
@@ -407,7 +409,9 @@ class Room:
         for k, (proc, pipe) in enumerate(self.workers):
             with contextlib.suppress(OSError, EOFError):
                 if k in self.summaries and pipe.poll(max(0.0, end - time.monotonic())):
-                    pipe.recv()  # the worker's last report: sinks drained till the end
+                    last = pipe.recv()  # its sinks drained from the connect phase's end
+                    if busy is not None:  # (the chat and the stalled readers, if any)
+                        busy[f"chat worker {k + 1}"] = last["cpu_percent"]
             proc.join(max(0.0, end - time.monotonic()))
             if proc.is_alive():
                 proc.kill()

@@ -125,11 +125,17 @@ def slow_verdict(s: dict[str, Any], base_p99: float | None) -> tuple[bool, str]:
     return True, f"the others kept chatting; {who} that stopped reading were dropped"
 
 
+def limited_phases(cpu_percent: dict[str, float]) -> list[str]:
+    """The phases ("connect worker 2", "chat") in which one of the generator's processes
+    was busy enough to be the bottleneck: a figure is limited only by its own phase."""
+    return sorted(name for name, p in cpu_percent.items() if p > GENERATOR_LIMIT)
+
+
 def generator_note(cpu_percent: dict[str, float]) -> str | None:
     """Which processes of the generator were busy enough to be the bottleneck."""
-    busy = {name: p for name, p in cpu_percent.items() if p > GENERATOR_LIMIT}
+    busy = [cpu_percent[name] for name in limited_phases(cpu_percent)]
     if not busy:
         return None
-    worst = max(busy.values())
+    worst = max(busy)
     return (f"limited by the load generator (one of its processes used {worst:.0f} % of a "
             "core): the server may do better than shown")
