@@ -431,7 +431,8 @@ class ChatServer:
         with self._lock:  # leaving it sends the prompt
             full = len(self._conns) >= self.max_clients
             if not full:
-                self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
+                if self.config.trace:
+                    self._trace(f"accept() -> fd {sock.fileno()} from {peer}")
                 self._conns.add(conn)
                 # The accept loop greets, not the reader thread: the prompt is on its way
                 # while that thread wakes up, and it is out before any line can be read.
@@ -564,7 +565,8 @@ class ChatServer:
                 # isn't reading at once, instead of keeping them in an orphaned socket.
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_ZERO)
-            self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
+            if self.config.trace:
+                self._trace(f"close() fd {sock.fileno()} ({conn.reason})")
             # Closed under the lock: no flush can pick this socket (or a new one that
             # reuses its fd number) afterwards.
             with contextlib.suppress(OSError):
