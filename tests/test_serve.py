@@ -235,6 +235,26 @@ def test_sigterm_is_a_normal_stop(server: ServerProcess) -> None:
     assert server.stop(signal.SIGTERM) == 0
 
 
+@pytest.mark.parametrize("engine", ["threads", "selectors"])
+def test_an_idle_server_wakes_no_thread_and_still_stops_at_once(
+        start_server: Callable[..., ServerProcess], engine: str) -> None:
+    """Idle CPU 0 %: no thread polls on a timer (a laptop's battery, a class of 30)."""
+    require(os.path.isdir(f"/proc/{os.getpid()}/task"), "needs Linux's /proc")
+    srv = start_server("--engine", engine)
+    proc = psutil.Process(srv.pid)
+
+    def switches() -> int:
+        return sum(sum(psutil.Process(t.id).num_ctx_switches()) for t in proc.threads())
+
+    time.sleep(0.5)  # let the threads start and settle
+    before = switches()
+    time.sleep(1.5)
+    assert switches() == before
+    started = time.monotonic()
+    assert srv.stop(signal.SIGINT) == 0
+    assert time.monotonic() - started < 2.0
+
+
 def test_restart_on_the_same_port_right_after_a_stop(tmp_path: Path) -> None:
     first = ServerProcess(log=tmp_path / "1.log")
     client = LineClient(first.port).join("alice")

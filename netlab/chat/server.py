@@ -265,9 +265,10 @@ class ChatServer:
             self._threads.append(thread)
 
     def serve_forever(self) -> None:
-        """Block until stop() or Ctrl-C. The main thread waits with a timeout, which is
-        what lets Ctrl-C through on Windows, where a blocking accept() ignores it."""
-        while not self._stopping.wait(0.25):
+        """Block until stop() or Ctrl-C. Elsewhere a signal interrupts the wait, so an idle
+        server wakes no thread at all; Windows needs a timeout to let Ctrl-C through."""
+        timeout = 0.25 if IS_WINDOWS else None
+        while not self._stopping.wait(timeout):
             pass
 
     def request_stop(self) -> None:
