@@ -439,11 +439,20 @@ def test_a_remote_target_is_refused_without_allow_remote() -> None:
     assert "not this machine" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_nobody_listening_is_exit_3_with_the_catalog_explanation() -> None:
+@pytest.mark.parametrize("scenario", [
+    ["--clients", "2", "--messages", "1"],
+    ["--clients", "0", "--churn", "50"],
+    ["--clients", "0", "--churn", "50", "--concurrency", "4"],
+    ["--clients", "0", "--bad-input", "--case", "no-nick"],  # used to be an internal error
+    ["--clients", "0", "--bad-input", "--case", "ansi", "--case", "no-nick"],
+])
+def test_nobody_listening_is_exit_3_with_the_catalog_explanation(
+        scenario: list[str]) -> None:
     port = _free_port()
-    code, r, stderr = bench("--port", str(port), "--clients", "2", "--messages", "1")
-    assert code == 3 and r == {}
-    assert "ECONNREFUSED" in stderr
+    code, r, stderr = bench("--port", str(port), *scenario)
+    assert code == 3 and r == {}, stderr
+    assert "ECONNREFUSED" in stderr and "nothing is listening" in stderr
+    assert "internal error" not in stderr and "Traceback" not in stderr
 
 
 @pytest.fixture

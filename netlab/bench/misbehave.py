@@ -8,6 +8,7 @@ with timeouts (a handful of connections, every wait bounded).
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
 import time
 from collections.abc import Callable
@@ -25,6 +26,20 @@ BIG_LINE = 10 * 1024 * 1024
 
 class Stuck(Exception):
     """A step of a case timed out or the server closed on us; the message says which."""
+
+    def __init__(self, message: str, connect_errno: int | None = None) -> None:
+        super().__init__(message)
+        self.connect_errno = connect_errno  # set when connect() itself failed
+
+
+def _unreachable(exc: Stuck, opts: Any) -> Exception | None:
+    """The server cannot be reached at all: the catalog's explanation (exit 3), not a
+    round or a case that failed (exit 1)."""
+    if exc.connect_errno is None:
+        return None
+    from netlab.bench.scenarios import unreachable
+
+    return unreachable({lg._errname(exc.connect_errno): 1}, opts.host, opts.port)
 
 
 # ---------------------------------------------------------------------- churn
@@ -87,6 +102,10 @@ def _churn_in_turn(opts: Any, stamp: str, rst: bool, time_limit: float,
         try:
             s = join(opts, f"c{i:x}x{stamp}", timeout)
         except (Stuck, OSError) as exc:
+            if i == 0 and not ok and isinstance(exc, Stuck):
+                problem = _unreachable(exc, opts)  # 2,000 tries of nothing would say less
+                if problem is not None:
+                    raise problem from None
             why = str(exc) if isinstance(exc, Stuck) else lg._errname(exc.errno or 0)
             errors[why] = errors.get(why, 0) + 1
         else:
@@ -123,6 +142,12 @@ def _churn_overlapping(opts: Any, stamp: str, rst: bool, time_limit: float,
     finally:
         engine.close_all()
     errors = dict(engine.errors)
+    if not engine.churn_ok:
+        from netlab.bench.scenarios import unreachable
+
+        problem = unreachable(errors, opts.host, opts.port)
+        if problem is not None:
+            raise problem
     missing = opts.churn - engine.churn_ok - engine.churn_failed
     if missing:
         errors["not finished"] = missing
@@ -156,7 +181,8 @@ def _connect(opts: Any, timeout: float = PAIR_TIMEOUT) -> socket.socket:
     try:
         s = socket.create_connection((opts.host, opts.port), timeout=timeout)
     except OSError as exc:
-        raise Stuck(f"could not connect ({exc.strerror or exc})") from None
+        number = exc.errno or (errno.ETIMEDOUT if isinstance(exc, TimeoutError) else None)
+        raise Stuck(f"could not connect ({exc.strerror or exc})", number) from None
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 
@@ -323,11 +349,16 @@ def bad_input(opts: Any, watch: ServerWatch | None, deadline: Any,
         progress("bad input", k, len(names))
         title, action = CASES[name]
         before = watch.sample() if watch else None
-        silent = _connect(opts) if name == "no-nick" else None  # stays open during the pair
+        silent = None  # no-nick: a client that stays silent, open during the pair
         try:
             try:
+                if name == "no-nick":
+                    silent = _connect(opts)
                 detail = action(opts)
             except Stuck as exc:
+                problem = _unreachable(exc, opts) if not out else None
+                if problem is not None:  # the first case found no server at all
+                    raise problem from None
                 detail = f"the case itself could not run: {exc}"
             except OSError as exc:
                 detail = f"the case itself failed: {exc}"
