@@ -4,6 +4,7 @@ the runner's process-tree handling and output bound."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -169,3 +170,16 @@ def test_a_hang_is_reported_and_the_check_ends(tmp_path: Path) -> None:
     data = json.loads(done.stdout)
     assert done.returncode == 1 and not data["passed"]
     assert any("still running" in c["detail"] for c in data["criteria"])
+
+
+@pytest.mark.parametrize("args", [["9"], ["drill", "loopback-only"]])
+def test_an_unreachable_class_server_gets_a_students_fix(args: list[str]) -> None:
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = run(*args, "--server", f"127.0.0.1:{port}", "--nick", "bob")
+    assert done.returncode == 3, done.stderr
+    assert "ECONNREFUSED" in done.stderr and "Traceback" not in done.stderr
+    # The student starts nothing: the fix points at the instructor's server and at diagnose.
+    assert "netlab class serve" in done.stderr and "Start the server first" not in done.stderr
+    assert f"netlab diagnose --connect 127.0.0.1:{port}" in done.stderr

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from netlab.chat import protocol as p
 from netlab.classroom.room import PASS_PROMPT
-from netlab.diagnose.catalog import socket_problem
+from netlab.diagnose.catalog import format_address, socket_problem
 from netlab.diagnose.hostport import HostPort, parse_host_port
 from netlab.errors import NetlabError
 
@@ -47,7 +47,14 @@ class _Session:
         try:
             self.sock = socket.create_connection((server.host, server.port), timeout=timeout)
         except OSError as exc:
-            raise socket_problem(exc, "connect", server.host, server.port) from None
+            problem = socket_problem(exc, "connect", server.host, server.port)
+            if not isinstance(exc, socket.gaierror):  # (for a name: "check the name" stands)
+                # The catalog's fix says "start the server first": a student starts nothing.
+                where = format_address(server.host, server.port)
+                problem.hint = ("the class server is the instructor's `netlab class serve`: "
+                                "use the address and port it shows, from the class network; "
+                                f"`netlab diagnose --connect {where}` finds what is in the way")
+            raise problem from None
 
     def send(self, text: str) -> None:
         self.sock.sendall(text.encode("utf-8") + b"\n")
