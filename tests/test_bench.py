@@ -455,6 +455,23 @@ def test_nobody_listening_is_exit_3_with_the_catalog_explanation(
     assert "internal error" not in stderr and "Traceback" not in stderr
 
 
+def test_a_pid_that_is_not_the_server_is_a_usage_error(server: ServerProcess) -> None:
+    """--pid 1 used to report init's CPU, memory and threads as the server's."""
+    code, r, stderr = bench("--port", str(server.port), "--pid", str(os.getpid()),
+                            "--clients", "2", "--messages", "1")
+    assert code == 2 and r == {}
+    assert f"process {os.getpid()} does not listen on port {server.port}" in stderr
+    assert f"give the server's pid ({server.pid})" in stderr
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, timeout=WAIT)
+    code, r, stderr = bench("--port", str(server.port), "--pid", gone.stdout.strip(),
+                            "--clients", "2", "--messages", "1")
+    assert code == 2 and "does not listen on port" in stderr
+    code, r, _ = bench("--port", str(server.port), "--pid", str(server.pid),
+                       "--clients", "2", "--messages", "1")
+    assert code == 0 and r["target"]["pid"] == server.pid
+
+
 @pytest.fixture
 def run() -> Any:
     """benchmarks/run.py, loaded as a module (it is a script, not part of the package)."""

@@ -173,7 +173,9 @@ def bench(host: str, port: int, clients: int, senders: int, messages: int, rate:
 
 def _watch(host: str, port: int, pid: int | None):  # type: ignore[no-untyped-def]
     """The server's process when it runs here: given by --pid or found by its port."""
-    from netlab.bench.watch import ServerWatch, find_listener
+    import psutil
+
+    from netlab.bench.watch import ServerWatch, find_listener, listeners
 
     if not is_loopback(host):
         return None
@@ -181,9 +183,19 @@ def _watch(host: str, port: int, pid: int | None):  # type: ignore[no-untyped-de
         pid = find_listener(port)
         if pid is None:
             return None
+    else:
+        owners = listeners(port)
+        if owners and None not in owners and pid not in owners:
+            shown = ", ".join(str(owner) for owner in dict.fromkeys(owners))
+            raise UsageError(f"process {pid} does not listen on port {port}: the server "
+                             "figures would be another program's",
+                             hint=f"give the server's pid ({shown}), or leave out --pid: "
+                                  "bench finds the server by its port")
     try:
         return ServerWatch(pid)
-    except Exception:  # no such process, or not ours to inspect
-        if pid is not None:
-            click.echo(f"bench: cannot watch process {pid}; no server figures", err=True)
+    except psutil.NoSuchProcess:
+        raise UsageError(f"no process {pid} on this machine",
+                         hint="leave out --pid: bench finds the server by its port") from None
+    except Exception:  # not ours to inspect
+        click.echo(f"bench: cannot watch process {pid}; no server figures", err=True)
         return None

@@ -9,19 +9,24 @@ import contextlib
 from typing import Any
 
 
-def find_listener(port: int) -> int | None:
-    """The pid listening on this TCP port, when this user may see it (Linux: own processes;
-    macOS needs root for other processes' sockets)."""
+def listeners(port: int) -> list[int | None] | None:
+    """The pids listening on this TCP port (None for one this user may not see: Linux shows
+    its own processes, macOS needs root for other processes' sockets); None when the
+    system would not list sockets at all."""
     import psutil
 
     try:
         conns = psutil.net_connections(kind="tcp")
     except (psutil.AccessDenied, OSError):
         return None
-    for conn in conns:
-        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port:
-            return conn.pid
-    return None
+    return [conn.pid for conn in conns
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port]
+
+
+def find_listener(port: int) -> int | None:
+    """The pid listening on this TCP port, when this user may see it."""
+    pids = listeners(port)
+    return pids[0] if pids else None
 
 
 class ServerWatch:
