@@ -102,7 +102,7 @@ def _churn_in_turn(opts: Any, stamp: str, rst: bool, time_limit: float,
         try:
             s = join(opts, f"c{i:x}x{stamp}", timeout)
         except (Stuck, OSError) as exc:
-            if i == 0 and not ok and isinstance(exc, Stuck):
+            if i == 0 and isinstance(exc, Stuck):
                 problem = _unreachable(exc, opts)  # 2,000 tries of nothing would say less
                 if problem is not None:
                     raise problem from None
