@@ -342,7 +342,7 @@ CASES: dict[str, tuple[str, Callable[[Any], str]]] = {
 def bad_input(opts: Any, watch: ServerWatch | None, deadline: Any,
               progress: Any) -> list[dict[str, Any]]:
     names = list(opts.cases) or list(CASES)
-    out = []
+    out: list[dict[str, Any]] = []
     for k, name in enumerate(names):
         if time.monotonic() > deadline.end:
             break
