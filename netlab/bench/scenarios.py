@@ -216,10 +216,10 @@ class Room:
         """Local client k may start once the workers have settled k/local of the sinks
         (all of them, if every worker has reported or died)."""
         def gate(started: int) -> bool:
-            if len(self.summaries) == len(self.workers) or not all(
-                    proc.is_alive() for proc, _ in self.workers):
-                return True
-            return sum(self._settled) >= started * sinks // local
+            if sum(self._settled) >= started * sinks // local:
+                return True  # (checked first: the loop asks every millisecond)
+            return len(self.summaries) == len(self.workers) or not all(
+                proc.is_alive() for proc, _ in self.workers)
 
         return gate
 
@@ -401,7 +401,7 @@ class Room:
         _verdict(result, "slow readers", ok, text)
 
     # ------------------------------------------------------------------ the end
-    def close(self, busy: dict[str, float] | None = None) -> None:
+    def close(self, busy: dict[str, float]) -> None:
         for _proc, pipe in self.workers:
             with contextlib.suppress(OSError, BrokenPipeError):
                 pipe.send("stop")
@@ -409,9 +409,9 @@ class Room:
         for k, (proc, pipe) in enumerate(self.workers):
             with contextlib.suppress(OSError, EOFError):
                 if k in self.summaries and pipe.poll(max(0.0, end - time.monotonic())):
-                    last = pipe.recv()  # its sinks drained from the connect phase's end
-                    if busy is not None:  # (the chat and the stalled readers, if any)
-                        busy[f"chat worker {k + 1}"] = last["cpu_percent"]
+                    # Its sinks drained from the connect phase's end: the chat, and the
+                    # stalled readers if any.
+                    busy[f"chat worker {k + 1}"] = pipe.recv()["cpu_percent"]
             proc.join(max(0.0, end - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
