@@ -50,8 +50,14 @@ class EventLoopServer(ChatServer):
     def start(self) -> None:
         if self._listener is None:
             self.bind()
+        assert self._listener is not None
         self.stats.started = time.monotonic()
         self._housekeeper_due = -math.inf  # no housekeeper: the loop checks deadlines itself
+        # The selector exists before start() returns: a server that is up has all its
+        # descriptors open (a count taken at once stays true), and EMFILE surfaces here.
+        self._sel = sel = selectors.DefaultSelector()
+        sel.register(self._listener, READ, None)
+        sel.register(self._wake_r, READ, "wake")
         for target, name in ((self._log_writer, "netlab-log"), (self._loop, "netlab-loop")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -77,11 +83,7 @@ class EventLoopServer(ChatServer):
 
     # ------------------------------------------------------------------ the loop
     def _loop(self) -> None:
-        assert self._listener is not None
-        sel = selectors.DefaultSelector()
-        self._sel = sel
-        sel.register(self._listener, READ, None)
-        sel.register(self._wake_r, READ, "wake")
+        sel = self._sel
         next_check = time.monotonic() + _CHECK_EVERY
         try:
             while not self._stopping.is_set():
