@@ -117,6 +117,79 @@ def test_a_started_server_has_all_its_descriptors_open(engine: str) -> None:
             server.stop()
 
 
+class FakeClock:
+    """Time moves only when select() says so: the polling rule, without timing."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[float | None] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def selector(self, answers: list[tuple[float, list[str]]]) -> Callable:
+        """Each select() call takes the next (seconds it lasts, events) answer."""
+        def select(timeout: float | None) -> list[str]:
+            self.calls.append(timeout)
+            took, events = answers.pop(0)
+            self.now += took
+            return events
+        return select
+
+
+def test_after_a_short_wait_the_loop_polls_before_it_sleeps() -> None:
+    from netlab.chat.evloop import BusyPoll
+
+    clock = FakeClock()
+    poll = BusyPoll(0.001, clock=clock)
+    select = clock.selector([(0.0002, ["nick"]), (0.0001, []), (0.0001, ["welcome"])])
+    assert poll.wait(select, None) == ["nick"]  # first wait: it sleeps
+    assert clock.calls == [None]
+    assert poll.wait(select, None) == ["welcome"]  # the answer came fast: it polls
+    assert clock.calls == [None, 0, 0]
+
+
+def test_a_poll_that_finds_nothing_sleeps_and_turns_polling_off() -> None:
+    from netlab.chat.evloop import BusyPoll
+
+    clock = FakeClock()
+    poll = BusyPoll(0.001, clock=clock)
+    poll.polling = True
+    select = clock.selector([(0.0004, [])] * 3 + [(5.0, ["line"]), (5.0, ["line"])])
+    assert poll.wait(select, None) == ["line"]
+    assert clock.calls == [0, 0, 0, None]  # polled for the window, then slept
+    assert not poll.polling
+    assert poll.wait(select, None) == ["line"]
+    assert clock.calls[-1] is None  # an idle server sleeps at once
+
+
+def test_no_polling_past_a_deadline_nor_with_a_window_of_zero() -> None:
+    from netlab.chat.evloop import BusyPoll
+
+    clock = FakeClock()
+    poll = BusyPoll(0.001, clock=clock)
+    poll.polling = True
+    assert poll.wait(clock.selector([(0.0, ["due"])]), 0.0) == ["due"]
+    assert clock.calls == [0.0]  # a handshake deadline is due: no polling first
+    one_cpu = BusyPoll(0.0, clock=clock)
+    for _ in range(3):
+        one_cpu.wait(clock.selector([(0.0, ["x"])]), None)
+    assert clock.calls[1:] == [None] * 3 and not one_cpu.polling
+
+
+def test_a_server_that_chatted_fast_sleeps_once_it_is_idle(loop_server: ServerProcess) -> None:
+    """Polling ends after one window: idle CPU goes back to 0 after a burst."""
+    alice = LineClient(loop_server.port).join("alice")
+    for i in range(200):  # a ping-pong: each line comes back before the next goes
+        alice.send(f"ping {i}")
+        alice.expect(f"alice: ping {i}")
+    proc = psutil.Process(loop_server.pid)
+    time.sleep(0.2)
+    before = sum(proc.cpu_times()[:2])
+    time.sleep(1.0)
+    assert sum(proc.cpu_times()[:2]) - before < 0.05
+
+
 def test_random_abuse(start_server: Start) -> None:
     def with_engine(*args: str, **kwargs: str) -> ServerProcess:
         return start_server(*ENGINE, *args, **kwargs)

@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import errno
 import math
+import os
 import selectors
 import socket
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from netlab.chat import protocol as p
 from netlab.chat.server import ChatServer, Conn, _send
@@ -26,7 +28,49 @@ from netlab.diagnose.catalog import format_address
 
 _ACCEPT_BURST = 128  # connections accepted per round, so reads are not starved
 _CHECK_EVERY = 0.25  # seconds between handshake-deadline checks
+_POLL_WINDOW = 300e-6  # seconds of polling before sleeping, after a short wait
 READ, WRITE = selectors.EVENT_READ, selectors.EVENT_WRITE
+T = TypeVar("T")
+
+
+def usable_cpus() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class BusyPoll:
+    """Poll for a moment before sleeping, while the other side answers fast.
+
+    A thread that sleeps in select() and is woken again costs tens of microseconds,
+    more on a virtual machine, and a ping-pong with a client (prompt, nickname, welcome)
+    pays it at every turn. After a wait shorter than `window`, the next wait first polls
+    for up to `window` without sleeping. A wait that took longer turns polling off until
+    a wait is short again, so an idle server sleeps after at most one window, and a
+    chat whose lines come every few milliseconds never polls. With one CPU the other
+    side cannot answer while we poll: a window of 0 turns polling off for good.
+    """
+
+    def __init__(self, window: float, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.window = window
+        self.polling = False
+        self._clock = clock
+
+    def wait(self, select: Callable[[float | None], list[T]],
+             timeout: float | None) -> list[T]:
+        """select(timeout), preceded by polls with select(0) while polling is on."""
+        began = self._clock()
+        if self.polling and (timeout is None or timeout > self.window):
+            end = began + self.window
+            while True:
+                events = select(0)
+                if events:
+                    return events  # a short wait: polling stays on
+                if self._clock() >= end:
+                    break
+        events = select(timeout)
+        self.polling = self._clock() - began < self.window
+        return events
 
 
 class LoopConn(Conn):
@@ -46,6 +90,7 @@ class EventLoopServer(ChatServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._closing: list[LoopConn] = []
+        self._poll = BusyPoll(_POLL_WINDOW if usable_cpus() > 1 else 0.0)
 
     def start(self) -> None:
         if self._listener is None:
@@ -88,7 +133,7 @@ class EventLoopServer(ChatServer):
         try:
             while not self._stopping.is_set():
                 timeout = max(0.0, next_check - time.monotonic()) if self._handshaking else None
-                for key, mask in sel.select(timeout):
+                for key, mask in self._poll.wait(sel.select, timeout):
                     if key.data is None:
                         self._accept_burst()
                     elif key.data == "wake":
