@@ -142,11 +142,11 @@ def test_after_a_short_wait_the_loop_polls_before_it_sleeps() -> None:
 
     clock = FakeClock()
     poll = BusyPoll(0.001, clock=clock)
-    select = clock.selector([(0.0002, ["nick"]), (0.0001, []), (0.0001, ["welcome"])])
-    assert poll.wait(select, None) == ["nick"]  # first wait: it sleeps
-    assert clock.calls == [None]
-    assert poll.wait(select, None) == ["welcome"]  # the answer came fast: it polls
-    assert clock.calls == [None, 0, 0]
+    select = clock.selector([(0, []), (0.0002, ["nick"]), (0.0001, []), (0.0001, ["bye"])])
+    assert poll.wait(select, None) == ["nick"]  # first wait: a look, then it sleeps
+    assert clock.calls == [0, None]
+    assert poll.wait(select, None) == ["bye"]  # the answer came fast: now it polls
+    assert clock.calls == [0, None, 0, 0]
 
 
 def test_a_poll_that_finds_nothing_sleeps_and_turns_polling_off() -> None:
@@ -155,12 +155,24 @@ def test_a_poll_that_finds_nothing_sleeps_and_turns_polling_off() -> None:
     clock = FakeClock()
     poll = BusyPoll(0.001, clock=clock)
     poll.polling = True
-    select = clock.selector([(0.0004, [])] * 3 + [(5.0, ["line"]), (5.0, ["line"])])
+    select = clock.selector([(0.0004, [])] * 4 + [(5.0, ["line"]), (0, []), (5.0, ["line"])])
     assert poll.wait(select, None) == ["line"]
-    assert clock.calls == [0, 0, 0, None]  # polled for the window, then slept
+    assert clock.calls == [0, 0, 0, 0, None]  # polled for the window, then slept
     assert not poll.polling
     assert poll.wait(select, None) == ["line"]
-    assert clock.calls[-1] is None  # an idle server sleeps at once
+    assert clock.calls[-2:] == [0, None]  # an idle server sleeps after one look
+
+
+@pytest.mark.parametrize("polling", [False, True])
+def test_lines_already_waiting_teach_nothing(polling: bool) -> None:
+    """A busy chat finds its next lines at once: that says nothing of a fast reply."""
+    from netlab.chat.evloop import BusyPoll
+
+    clock = FakeClock()
+    poll = BusyPoll(0.001, clock=clock)
+    poll.polling = polling
+    assert poll.wait(clock.selector([(0, ["line"])]), None) == ["line"]
+    assert clock.calls == [0] and poll.polling is polling
 
 
 def test_no_polling_past_a_deadline_nor_with_a_window_of_zero() -> None:
@@ -169,12 +181,14 @@ def test_no_polling_past_a_deadline_nor_with_a_window_of_zero() -> None:
     clock = FakeClock()
     poll = BusyPoll(0.001, clock=clock)
     poll.polling = True
-    assert poll.wait(clock.selector([(0.0, ["due"])]), 0.0) == ["due"]
-    assert clock.calls == [0.0]  # a handshake deadline is due: no polling first
+    assert poll.wait(clock.selector([(0, [])]), 0.0) == []
+    assert clock.calls == [0]  # a handshake deadline is due: one look, no polling
+    assert poll.wait(clock.selector([(0, []), (0.0005, [])]), 0.0005) == []
+    assert clock.calls[1:] == [0, 0.0005]  # due within the window: no polling either
     one_cpu = BusyPoll(0.0, clock=clock)
     for _ in range(3):
-        one_cpu.wait(clock.selector([(0.0, ["x"])]), None)
-    assert clock.calls[1:] == [None] * 3 and not one_cpu.polling
+        one_cpu.wait(clock.selector([(0, []), (0, ["x"])]), None)
+    assert clock.calls[3:] == [0, None] * 3 and not one_cpu.polling
 
 
 def test_a_server_that_chatted_fast_sleeps_once_it_is_idle(loop_server: ServerProcess) -> None:

@@ -47,8 +47,10 @@ class BusyPoll:
     pays it at every turn. After a wait shorter than `window`, the next wait first polls
     for up to `window` without sleeping. A wait that took longer turns polling off until
     a wait is short again, so an idle server sleeps after at most one window, and a
-    chat whose lines come every few milliseconds never polls. With one CPU the other
-    side cannot answer while we poll: a window of 0 turns polling off for good.
+    chat whose lines come every few milliseconds does not poll. (Events already there
+    say nothing of how fast the other side answers: they leave the choice as it was.)
+    With one CPU the other side cannot answer while we poll: a window of 0 turns
+    polling off for good.
     """
 
     def __init__(self, window: float, clock: Callable[[], float] = time.perf_counter) -> None:
@@ -59,15 +61,16 @@ class BusyPoll:
     def wait(self, select: Callable[[float | None], list[T]],
              timeout: float | None) -> list[T]:
         """select(timeout), preceded by polls with select(0) while polling is on."""
+        events = select(0)
+        if events or timeout == 0:
+            return events  # no wait at all: nothing learned about the other side
         began = self._clock()
         if self.polling and (timeout is None or timeout > self.window):
             end = began + self.window
-            while True:
+            while self._clock() < end:
                 events = select(0)
                 if events:
                     return events  # a short wait: polling stays on
-                if self._clock() >= end:
-                    break
         events = select(timeout)
         self.polling = self._clock() - began < self.window
         return events
