@@ -455,6 +455,32 @@ def test_nobody_listening_is_exit_3_with_the_catalog_explanation(
     assert "internal error" not in stderr and "Traceback" not in stderr
 
 
+def test_a_server_that_dies_during_the_first_case_fails_that_case_not_the_run(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """It was there when the run began, so it is no "start the server first" (exit 3):
+    the case fails (ncat --chat dies so on `reset-before-accept`). Run in this process
+    so that the server's death falls exactly inside the case."""
+    from types import SimpleNamespace
+
+    from netlab.bench import misbehave
+
+    listener = socket.create_server(("127.0.0.1", 0))  # bench's first look is let in
+    title, reset_before_accept = misbehave.CASES["reset-before-accept"]
+
+    def dies_first(opts: Any) -> str:
+        listener.close()  # the server is gone: the case's connects are refused
+        return reset_before_accept(opts)
+
+    monkeypatch.setitem(misbehave.CASES, "reset-before-accept", (title, dies_first))
+    opts = SimpleNamespace(host="127.0.0.1", port=listener.getsockname()[1],
+                           cases=["reset-before-accept"], protocol="netlab",
+                           handshake_timeout=5.0)
+    [case] = misbehave.bad_input(opts, None, SimpleNamespace(end=time.monotonic() + WAIT),
+                                 lambda *args: None)
+    assert not case["ok"]
+    assert case["detail"].startswith("the case itself could not run: could not connect")
+
+
 def test_a_pid_that_is_not_the_server_is_a_usage_error(server: ServerProcess) -> None:
     """--pid 1 used to report init's CPU, memory and threads as the server's."""
     code, r, stderr = bench("--port", str(server.port), "--pid", str(os.getpid()),
@@ -558,6 +584,19 @@ def test_the_benchmark_table_fails_a_figure_when_the_server_printed_a_traceback(
     assert run._cell(show, fine) == "p99 1.0 ms"
     assert run._cell(show, crashed) == ("p99 1.0 ms; SERVER TRACEBACK (1): "
                                         "RecursionError: maximum recursion depth exceeded")
+
+
+def test_a_run_that_failed_shows_its_error_on_one_line_of_the_table(run: Any) -> None:
+    """A multi-line error once broke the README's table, cut mid-word ("n macOS, ...")."""
+    refused = ("error: cannot connect 127.0.0.1:4: nothing is listening on 127.0.0.1:4 "
+               "(ECONNREFUSED; Errno 111 on Linux, 61 on macOS, WinError 10061 on Windows)\n"
+               "  fix: Start the server first\n")
+    assert run.error_text(refused).startswith("cannot connect 127.0.0.1:4: nothing is")
+    crash = "Traceback (most recent call last):\n  File \"x\"\nKeyError: 'a|b'\n"
+    assert run.error_text(crash) == "KeyError: 'a/b'"  # a | would end the cell
+    assert run.error_text("") == "no output"
+    cell = run._cell(lambda r: "n/a", {"error": run.error_text(refused)})
+    assert "\n" not in cell and cell.startswith("error: cannot connect")
 
 
 def test_the_benchmark_takes_each_servers_runs_in_turns_and_keeps_the_median(

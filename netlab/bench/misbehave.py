@@ -342,6 +342,12 @@ CASES: dict[str, tuple[str, Callable[[Any], str]]] = {
 def bad_input(opts: Any, watch: ServerWatch | None, deadline: Any,
               progress: Any) -> list[dict[str, Any]]:
     names = list(opts.cases) or list(CASES)
+    try:  # nobody there at all: the catalog's explanation (exit 3), not ten failed cases
+        _connect(opts).close()
+    except Stuck as exc:
+        problem = _unreachable(exc, opts)
+        if problem is not None:
+            raise problem from None
     out: list[dict[str, Any]] = []
     for k, name in enumerate(names):
         if time.monotonic() > deadline.end:
@@ -355,10 +361,7 @@ def bad_input(opts: Any, watch: ServerWatch | None, deadline: Any,
                 if name == "no-nick":
                     silent = _connect(opts)
                 detail = action(opts)
-            except Stuck as exc:
-                problem = _unreachable(exc, opts) if not out else None
-                if problem is not None:  # the first case found no server at all
-                    raise problem from None
+            except Stuck as exc:  # (a server that died during a case: it fails the case)
                 detail = f"the case itself could not run: {exc}"
             except OSError as exc:
                 detail = f"the case itself failed: {exc}"
