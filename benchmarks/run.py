@@ -116,6 +116,15 @@ def tracebacks(text: str) -> list[str]:
     return found
 
 
+def error_text(stderr: str) -> str:
+    """One line for a table cell: netlab's "error: ..." line, else the last line (a
+    traceback's exception)."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    said = next((line for line in lines if line.startswith("error:")), None)
+    text = (said or (lines[-1] if lines else "no output")).removeprefix("error:").strip()
+    return text.replace("|", "/")
+
+
 def bench(kind: str, *args: str, limit: float = 180) -> dict[str, Any]:
     protocol = "raw" if kind == "ncat" else "netlab"
     errors: list[str] = []
@@ -132,7 +141,7 @@ def bench(kind: str, *args: str, limit: float = 180) -> dict[str, Any]:
     try:
         result: dict[str, Any] = json.loads(out)
     except json.JSONDecodeError:
-        result = {"error": proc.stderr.decode(errors="replace").strip()[-200:] or "no output"}
+        result = {"error": error_text(proc.stderr.decode(errors="replace"))}
     if errors:
         result["server_tracebacks"] = errors
     return result
@@ -337,7 +346,7 @@ def _passes(passes: Callable[[dict[str, Any]], bool], r: dict[str, Any]) -> bool
 
 def _cell(show: Callable[[dict[str, Any]], str], r: dict[str, Any]) -> str:
     if "error" in r:
-        return f"error: {r['error'][:60]}"
+        return f"error: {r['error'][:80]}"
     text = _safe(show, r) or "n/a"
     crashed = r.get("server_tracebacks")
     if crashed:
