@@ -102,6 +102,29 @@ def test_the_help_table_matches_the_commands() -> None:
 
 @pytest.mark.parametrize("command", [["serve", "--port", "0"], ["chat"], ["bench"],
                                      ["capture"], ["class", "serve", "--port", "0"]])
+@pytest.mark.parametrize(("host", "said"), [
+    ("127.0.0.1:55555", "--host 127.0.0.1 --port 55555"),
+    (" [::1]:4000 ", "--host ::1 --port 4000"),
+    ("localhost:80", "--host localhost --port 80"),
+])
+def test_an_address_pasted_with_its_port_is_a_usage_error_that_splits_it(
+        command: list[str], host: str, said: str, tmp_path: Path) -> None:
+    """It used to be looked up as a name ("the name 127.0.0.1:55555 is not known", exit 3)."""
+    result = subprocess.run(netlab_cmd(*command, "--host", host), capture_output=True,
+                            text=True, timeout=WAIT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "has a port in it" in result.stderr and said in result.stderr
+
+
+@pytest.mark.parametrize("host", ["::1", "[::1]", "::ffff:127.0.0.1", "fe80::1:80"])
+def test_an_ipv6_address_is_not_taken_for_a_host_with_a_port(host: str) -> None:
+    from netlab.params import HOST
+
+    assert HOST.convert(host, None, None) == host.strip("[]")
+
+
+@pytest.mark.parametrize("command", [["serve", "--port", "0"], ["chat"], ["bench"],
+                                     ["capture"], ["class", "serve", "--port", "0"]])
 @pytest.mark.parametrize("host", ["", "  ", "[]", "127.0.0.1 55555"])
 def test_an_empty_or_spaced_host_is_a_usage_error(command: list[str], host: str,
                                                   tmp_path: Path) -> None:
