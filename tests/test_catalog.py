@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import struct
+import subprocess
 import sys
 from importlib import resources
 
@@ -21,12 +22,14 @@ import pytest
 
 from netlab.diagnose.catalog import (
     SYSTEMS,
+    address_context,
     current_system,
     entry_to_dict,
     load_catalog,
     socket_problem,
 )
 from netlab.errors import SocketProblem
+from tests.conftest import WAIT, netlab_cmd, require
 
 LINUX = sys.platform.startswith("linux")
 
@@ -100,6 +103,10 @@ def test_data_file_schema() -> None:
                 assert raw[system]["message"]
         for template in raw.get("situations", {}).values():
             template.format(host="h", port=1, address="h:1")  # only known fields
+        for context in raw.get("contexts", {}).values():
+            assert set(context) <= {"title", "explanation", "situations", "causes", "fixes"}
+            for template in (*context.get("situations", {}).values(), *context["fixes"]):
+                template.format(host="h", port=1, address="h:1")
         for phrase in raw.get("phrases", ()):
             assert phrase == phrase.lower()
 
@@ -239,3 +246,51 @@ def test_recorded_macos_exceptions(catalog) -> None:  # type: ignore[no-untyped-
     gai = socket.gaierror(8, "nodename nor servname provided, or not known")
     assert catalog.for_exception(gai, system="macos").name == "EAI_NONAME"
     assert current_system() in SYSTEMS
+
+
+@pytest.mark.parametrize(("host", "context"), [
+    ("fe80::1", "ipv6_link_local_without_zone"),
+    ("[FE80::fc:ff:fe00:1]", "ipv6_link_local_without_zone"),
+    ("fe80::1%eth0", None),  # with its zone it is fine
+    ("::1", None), ("fd00::2", None), ("127.0.0.1", None), ("localhost", None), ("", None),
+])
+def test_which_addresses_make_an_error_read_differently(host: str, context: str | None) -> None:
+    assert address_context(host) == context
+
+
+def _ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6):
+            return True
+    except OSError:
+        return False
+
+
+def test_invalid_argument_on_a_link_local_address_asks_for_its_interface(catalog) -> None:  # type: ignore[no-untyped-def]
+    """EINVAL used to read "this socket is already bound" there: true of a second bind,
+    not of fe80::1 without %eth0, which students copy from ip addr or ipconfig."""
+    require(_ipv6(), "IPv6 sockets are not available")
+    with socket.socket(socket.AF_INET6) as sock:
+        error = _raise(lambda: sock.bind(("fe80::1", 0)))  # refused at once, sends nothing
+    problem = socket_problem(error, "bind", "fe80::1", 0)
+    assert "fe80::1 is link-local" in problem.message and "EINVAL" in problem.message
+    assert problem.hint is not None and "fe80::1%eth0 on Linux" in problem.hint
+    with socket.socket() as sock:  # the same code elsewhere keeps its usual reading
+        sock.bind(("127.0.0.1", 0))
+        again = _raise(lambda: sock.bind(("127.0.0.1", 0)))
+    assert "already bound" in socket_problem(again, "bind", "127.0.0.1", 0).message
+
+
+@pytest.mark.parametrize("command", [
+    ["serve", "--host", "fe80::1", "--port", "0"],
+    ["chat", "--host", "fe80::1", "--nick", "a"],  # connect() refuses it before any packet
+    ["diagnose", "--bind", "[fe80::1]:55555"],
+])
+def test_the_commands_say_a_link_local_address_needs_its_interface(command: list[str]) -> None:
+    require(_ipv6(), "IPv6 sockets are not available")
+    result = subprocess.run(netlab_cmd(*command), capture_output=True, text=True,
+                            timeout=WAIT, stdin=subprocess.DEVNULL)
+    assert result.returncode == (1 if command[0] == "diagnose" else 3), result.stderr
+    said = result.stdout + result.stderr
+    assert "link-local" in said and "fe80::1%eth0" in said
+    assert "already bound" not in said and "Traceback" not in said

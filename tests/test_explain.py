@@ -339,3 +339,12 @@ def test_piped_traceback_through_a_real_process(tmp_path: Path) -> None:
     data = json.loads(explained.stdout)
     assert data["error"]["name"] == "EINVAL" and data["operation"] == "bind"
     assert data["error"]["situation"] == "this socket is already bound; a socket can be bound once"
+
+
+def test_invalid_argument_on_a_link_local_address_is_read_as_a_missing_zone() -> None:
+    e = explain_text("sock.bind(('fe80::1', 55555)) OSError: [Errno 22] Invalid argument")
+    lead = e.matches[0].entry
+    assert lead.name == "EINVAL" and lead.title.startswith("a link-local IPv6 address")
+    assert "fe80::1%eth0" in lead.fix_text("fe80::1", 55555)
+    plain = explain_text("sock.bind(('127.0.0.1', 55555)) OSError: [Errno 22] Invalid argument")
+    assert "second bind" in plain.matches[0].entry.title  # the usual reading elsewhere

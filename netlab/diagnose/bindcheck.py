@@ -179,7 +179,7 @@ def _bind_outcome(
         code = code_of(result.error)
         if code in explained:
             continue  # the finding above already names it, with the fix
-        entry = entry_for(result.error) if result.error else None
+        entry = entry_for(result.error, address) if result.error else None
         if entry is None:
             out.append(
                 Finding("problem", f"bind() on {where} fails for {who}", error_text(result.error))

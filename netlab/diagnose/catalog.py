@@ -8,10 +8,11 @@ in socket_errors.json next to this module; this file only loads and indexes it.
 from __future__ import annotations
 
 import errno as _errno
+import ipaddress
 import json
 import socket
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -48,6 +49,9 @@ class ErrorEntry:
     libuv_windows: int | None = None  # Node's errno on Windows (-4091); elsewhere -errno
     libuv: int | None = None  # Node's number for getaddrinfo errors, on every system
     related: bool = False  # a neighbour of the classroom errors, not one of them
+    # Another reading of the same code for a kind of address (address_context): its
+    # title, explanation, situations, causes and fixes replace the usual ones.
+    contexts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def is_gai(self) -> bool:
@@ -86,6 +90,20 @@ class ErrorEntry:
                 out.append(text)
         return " ".join(out)
 
+    def at(self, host: str | None) -> ErrorEntry:
+        """This entry as it reads for a call on `host` (itself when nothing is special)."""
+        context = self.contexts.get(address_context(host) or "")
+        if not context:
+            return self
+        return replace(
+            self,
+            title=context.get("title", self.title),
+            explanation=context.get("explanation", self.explanation),
+            situations=dict(context.get("situations", self.situations)),
+            causes=tuple(context.get("causes", self.causes)),
+            fixes=tuple(context.get("fixes", self.fixes)),
+        )
+
     def situation(self, operation: str | None, **fields: object) -> str:
         """The plain sentence for this error in this call, e.g. for a bind or a connect."""
         template = self.situations.get(operation or "") or self.title
@@ -117,7 +135,23 @@ def _entry_from_json(raw: dict[str, Any]) -> ErrorEntry:
         libuv_windows=raw.get("libuv_windows"),
         libuv=raw.get("libuv"),
         related=bool(raw.get("related", False)),
+        contexts=dict(raw.get("contexts", {})),
     )
+
+
+def address_context(host: str | None) -> str | None:
+    """What kind of address makes an error read differently, e.g. EINVAL from a bind or
+    connect on fe80::1: a link-local address exists once per interface, and without
+    its zone (fe80::1%eth0) the system cannot tell which interface is meant."""
+    if not host or "%" in host:
+        return None
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.is_link_local:
+        return "ipv6_link_local_without_zone"
+    return None
 
 
 def entry_to_dict(entry: ErrorEntry) -> dict[str, Any]:
@@ -265,6 +299,8 @@ def socket_problem(
     """
     where = format_address(host, port)
     entry = load_catalog().for_exception(exc)
+    if entry is not None:
+        entry = entry.at(host)
     if entry is None:
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return SocketProblem(f"cannot {operation} {where}: {detail}", operation=operation)

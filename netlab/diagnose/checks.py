@@ -36,13 +36,15 @@ class System(Protocol):
     ) -> ConnectResult: ...
 
 
-def entry_for(exc: BaseException) -> ErrorEntry | None:
-    return load_catalog().for_exception(exc)
+def entry_for(exc: BaseException, host: str | None = None) -> ErrorEntry | None:
+    """The catalog's entry for a failed call, as it reads for a call on `host`."""
+    entry = load_catalog().for_exception(exc)
+    return entry.at(host) if entry is not None else None
 
 
 def problem_finding(exc: BaseException, title: str, said: str, host: str, port: int) -> Finding:
     """A failed call as a problem finding, explained and fixed from the catalog."""
-    entry = entry_for(exc)
+    entry = entry_for(exc, host)
     if entry is None:
         return Finding("problem", title, f"{said}{error_text(exc)}.", "", code=None)
     return Finding("problem", f"{title}: {entry.title}",

@@ -117,7 +117,7 @@ def _connect_finding(
     ms = f"{result.elapsed * 1000:.0f} ms"
     if result.outcome == "connected":
         return _connected(result, where, ms)
-    entry = entry_for(result.error) if result.error else None
+    entry = entry_for(result.error, result.address) if result.error else None
     if result.outcome == "refused":
         entry = entry or load_catalog().get("ECONNREFUSED")
         return Finding(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from netlab.diagnose.catalog import SYSTEM_LABELS, SYSTEMS, Catalog, ErrorEntry, load_catalog
 from netlab.diagnose.textclues import find_address, find_operation
@@ -207,9 +207,11 @@ def explain_text(text: str, catalog: Catalog | None = None) -> Explanation:
     )
     host, port = find_address(text)
     operation = find_operation(text, ranked[0].entry if ranked else None)
+    # (read for the address in the text: EINVAL on fe80::1 is a missing %zone)
+    matches = tuple(replace(m, entry=m.entry.at(host)) for m in _rank(ranked, meanings, hints))
     return Explanation(
         text=text,
-        matches=_rank(ranked, meanings, hints),
+        matches=matches,
         meanings=tuple(meanings),
         operation=operation,
         host=host,
