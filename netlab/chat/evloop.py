@@ -104,7 +104,8 @@ class EventLoopServer(ChatServer):
         self.stats.started = time.monotonic()
         self._housekeeper_due = -math.inf  # no housekeeper: the loop checks deadlines itself
         # The selector exists before start() returns: a server that is up has all its
-        # descriptors open (a count taken at once stays true), and EMFILE surfaces here.
+        # descriptors open (a count taken at once stays true), and a failure to make it
+        # is raised here, not lost in a thread.
         self._sel = sel = selectors.DefaultSelector()
         sel.register(self._listener, READ, None)
         sel.register(self._wake_r, READ, "wake")
