@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
 
 import click
 
 # "127.0.0.1:55555", "localhost:80", "[::1]:55555": an address with its port, as a
-# server prints it or a URL writes it. (A bare IPv6 address has colons too: it is
-# checked first.)
+# server prints it or a URL writes it. (A bare IPv6 address never matches: outside
+# brackets only one colon is allowed, and IPv6 has two at least.)
 _WITH_PORT = re.compile(r"^(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]+)):(?P<port>\d+)$")
 
 
@@ -22,7 +21,7 @@ class Host(click.ParamType):
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
         text = str(value).strip()
         pasted = _WITH_PORT.match(text)
-        if pasted and not _is_ip(text):
+        if pasted:
             host = (pasted["v6"] or pasted["host"] or "").strip()
             self.fail(f"{text!r} has a port in it: give it with --port, as in "
                       f"--host {host or '127.0.0.1'} --port {pasted['port']}", param, ctx)
@@ -35,14 +34,6 @@ class Host(click.ParamType):
             self.fail(f"{value!r} has a space in it: an address or a name has none",
                       param, ctx)
         return text
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 HOST = Host()
