@@ -444,11 +444,13 @@ def test_debug_shows_the_traceback_that_is_otherwise_hidden() -> None:
     assert "Traceback" in loud.stderr and "SocketProblem" in loud.stderr
 
 
-def test_json_mode_streams_only_the_documented_lines_on_stdout(tmp_path: Path) -> None:
+@pytest.mark.parametrize("engine", ["threads", "selectors"])
+def test_json_mode_streams_only_the_documented_lines_on_stdout(
+        tmp_path: Path, engine: str) -> None:
     import json
 
     err = open(tmp_path / "err.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(netlab_cmd("serve", "--port", "0", "--json"),
+    proc = subprocess.Popen(netlab_cmd("serve", "--port", "0", "--json", "--engine", engine),
                             stdout=subprocess.PIPE, stderr=err, start_new_session=True)
     err.close()
     try:
@@ -457,19 +459,28 @@ def test_json_mode_streams_only_the_documented_lines_on_stdout(tmp_path: Path) -
                              "port": listening["port"], "max_clients": listening["max_clients"]}
         assert listening["port"] > 0 and listening["max_clients"] > 0
         alice = LineClient(listening["port"]).join("alice")
+        bob = LineClient(listening["port"]).join("bob")
+        alice.expect("*** bob joined")
         alice.send("hello")
-        alice.expect("alice: hello")
+        bob.expect("alice: hello")
+        bob.send("/quit")
+        alice.expect("*** bob left (quit)")
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=WAIT)
     finally:
         if proc.poll() is None:
             proc.kill()
     lines = [json.loads(line) for line in rest.decode().splitlines()]
-    assert [line["type"] for line in lines] == ["stopped"]
-    stopped = lines[0]
-    # Lines received: the nickname and "hello".
+    # (alice, still in at the stop, gets no leave: "stopped" ends everyone's session)
+    assert [line["type"] for line in lines] == ["join", "join", "leave", "stopped"]
+    joined, _, quit_, stopped = lines
+    assert joined["nick"] == "alice" and joined["online"] == 1
+    assert joined["peer"] == f"127.0.0.1:{alice.sock.getsockname()[1]}"
+    assert joined["t"][:4].isdigit() and "T" in joined["t"]  # local ISO time, as the class log
+    assert (quit_["nick"], quit_["reason"], quit_["online"]) == ("bob", "quit", 1)
+    # Lines received: two nicknames, "hello" and "/quit".
     assert (stopped["connections"], stopped["joined"], stopped["peak_online"],
-            stopped["lines"], stopped["refused"], stopped["dropped_too_slow"]) == (1, 1, 1, 2, 0, 0)
+            stopped["lines"], stopped["refused"], stopped["dropped_too_slow"]) == (2, 2, 2, 4, 0, 0)
     assert proc.returncode == 0
     assert "+ alice joined" in (tmp_path / "err.log").read_text()
 

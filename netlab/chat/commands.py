@@ -68,7 +68,8 @@ class ByteSize(click.ParamType):
               help="threads: a reader thread per client, as the exercise teaches; selectors: "
                    "one thread serving every socket (lesson 6's next step).")
 @click.option("--json", "as_json", is_flag=True,
-              help="JSON Lines on stdout (listening, stopped); the log goes to stderr.")
+              help="JSON Lines on stdout (listening, join, leave, stopped); the log goes to "
+                   "stderr.")
 def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queue: int,
           handshake_timeout: float, trace: bool, engine: str, as_json: bool) -> None:
     """Run the chat server (Ctrl-C stops it)."""
@@ -84,7 +85,8 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
     config = ServerConfig(host=host, port=port, max_clients=max_clients, max_line=max_line,
                           max_queue=max_queue, handshake_timeout=handshake_timeout, trace=trace,
                           small_stacks=True)
-    server = server_class(config, log=_log_line)
+    server = server_class(config, log=_log_line,
+                          on_events=_print_events if as_json else None)
     bound_host, bound_port = server.bind()  # SocketProblem -> exit 3 with the catalog's words
     # Ctrl-C and SIGTERM (kill, systemd, docker stop) are the normal stop. SIGINT is set
     # explicitly: a shell starts background jobs with it ignored, and Python then never
@@ -120,6 +122,11 @@ def serve(host: str, port: int, max_clients: int | None, max_line: int, max_queu
         _err(f"stopped after {uptime:.1f} s: {st.accepted} connections, {st.joined} joined, "
              f"peak {st.peak_online} online, {st.lines} lines")
     sys.exit(ExitStatus.OK)
+
+
+def _print_events(events: list[dict[str, Any]]) -> None:
+    """`serve --json`: joins and leaves as JSON Lines, a batch in one write."""
+    _out("\n".join(json.dumps(event) for event in events))
 
 
 def _classroom_notes(host: str, port: int) -> list[str]:

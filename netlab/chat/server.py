@@ -42,6 +42,7 @@ from netlab.chat.sockets import (
     wake_pair,
 )
 from netlab.diagnose.catalog import format_address, socket_problem
+from netlab.timefmt import now_text
 
 # A reader blocked in recv() holds its buffer, and a 64 KiB one costs each waiting thread
 # about 8 KiB of resident memory (measured: 24 KiB per idle thread instead of 18 with 1 KiB).
@@ -109,6 +110,9 @@ class Conn:
 # A log sink gets one or more lines at a time, joined by "\n" (no final newline): the
 # writer hands over everything logged since its last round in one call, one write().
 Logger = Callable[[str], None]
+# An event sink gets the events (joins, leaves) logged since the writer's last round, as
+# dicts with a "type": what `serve --json` prints, one JSON line each.
+EventSink = Callable[[list[dict[str, Any]]], None]
 _FLUSH_DELAY = 0.002  # the longest a contended lock may hold back queued lines, seconds
 _NOTICE_DELAY = 0.02  # the longest a join/leave notice may wait for company, seconds
 _POOL_IDLE_MAX = 64  # reader threads kept waiting for the next client...
@@ -160,14 +164,16 @@ class RoomLock:
 class ChatServer:
     hold_notices = True  # notices wait for the housekeeper's round (see _NOTICE_DELAY)
 
-    def __init__(self, config: ServerConfig | None = None, log: Logger | None = None) -> None:
+    def __init__(self, config: ServerConfig | None = None, log: Logger | None = None,
+                 on_events: EventSink | None = None) -> None:
         self.config = config or ServerConfig()
         self.room = Room()
         self.stats = Stats()
         self.address: tuple[str, int] | None = None
         self.max_clients = 0
         self._log_sink = log
-        self._log_lines: deque[str] = deque()
+        self._event_sink = on_events
+        self._log_lines: deque[str | dict[str, Any]] = deque()  # log lines and events
         self._log_ready = threading.Event()
         self._log_closed = False
         self._log_dropped = 0
@@ -328,6 +334,17 @@ class ChatServer:
         if not self._log_ready.is_set():
             self._log_ready.set()
 
+    def _event(self, kind: str, **fields: Any) -> None:
+        """Queue an event for the event sink, in order with the log lines."""
+        if self._event_sink is None:
+            return
+        if len(self._log_lines) >= _LOG_MAX:
+            self._log_dropped += 1
+            return
+        self._log_lines.append({"type": kind, "t": now_text(), **fields})
+        if not self._log_ready.is_set():
+            self._log_ready.set()
+
     def _trace(self, text: str) -> None:
         if self.config.trace:
             self.log(f"trace: {text}")
@@ -342,9 +359,14 @@ class ChatServer:
         while True:
             self._log_ready.wait()
             self._log_ready.clear()  # before draining: a line logged from now on sets it
-            batch = []
+            batch: list[str] = []
+            events: list[dict[str, Any]] = []
             while lines:
-                batch.append(lines.popleft())
+                item = lines.popleft()
+                if isinstance(item, str):
+                    batch.append(item)
+                else:
+                    events.append(item)
             if self._log_dropped:
                 dropped, self._log_dropped = self._log_dropped, 0
                 batch.append(f"({dropped} log lines skipped: the log was not read fast enough)")
@@ -354,6 +376,9 @@ class ChatServer:
                 # threads twice per line (churn: a third of the server's CPU, in futex calls).
                 with contextlib.suppress(Exception):
                     self._log_sink("\n".join(batch))
+            if events and self._event_sink is not None:
+                with contextlib.suppress(Exception):
+                    self._event_sink(events)
             if self._log_closed:
                 break
             # Waking a thread per line costs more than the line: at 2,000 joins a second
@@ -592,8 +617,11 @@ class ChatServer:
                 self.stats.joined += 1
                 self.stats.peak_online = max(self.stats.peak_online, len(self.room))
                 self.log(f"+ {action.nick} joined from {conn.peer} ({len(self.room)} online)")  # type: ignore[union-attr]
+                self._event("join", nick=action.nick, peer=conn.peer, online=len(self.room))  # type: ignore[union-attr]
             elif kind is Left:
                 self.log(f"- {action.nick} left ({action.reason}; {len(self.room)} online)")  # type: ignore[union-attr]
+                self._event("leave", nick=action.nick, reason=str(action.reason),  # type: ignore[union-attr]
+                            online=len(self.room))
             elif kind is Close:
                 self._drop(action.who, action.reason)  # type: ignore[union-attr, arg-type]
         # Deliveries may have found dead or too-slow clients; dropping them broadcasts

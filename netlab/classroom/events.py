@@ -17,17 +17,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
+
+from netlab.timefmt import now_text
 
 Event = dict[str, Any]
 
 TYPES = ("start", "join", "message", "leave", "refused", "proof", "proof_failed",
          "drill_round", "drill_answer", "stop")
-
-
-def now_text() -> str:
-    return datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
 def event(kind: str, **fields: Any) -> Event:
