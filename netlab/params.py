@@ -20,6 +20,17 @@ class Host(click.ParamType):
 
     def convert(self, value: Any, param: Any, ctx: Any) -> str:
         text = str(value).strip()
+        if "://" in text:  # never looked up as a name: the resolver would get it
+            from urllib.parse import urlsplit
+
+            try:
+                url = urlsplit(text)
+                host, port = url.hostname or "127.0.0.1", url.port
+            except ValueError:
+                host, port = "127.0.0.1", None
+            with_port = f" --port {port}" if port else ""
+            self.fail(f"{text!r} is a URL: give only the address, as in --host {host}"
+                      f"{with_port}", param, ctx)
         pasted = _WITH_PORT.match(text)
         if pasted:
             host = (pasted["v6"] or pasted["host"] or "").strip()
