@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import struct
 import subprocess
 import threading
 
@@ -84,6 +85,43 @@ def test_a_server_that_dies_is_reported(server: ServerProcess) -> None:
     assert chat.stderr is not None
     err = chat.stderr.read()
     assert "the server closed the connection" in err and "Traceback" not in err
+
+
+def resets_after_the_nickname(listener: socket.socket) -> None:
+    conn, _ = listener.accept()
+    conn.settimeout(WAIT)
+    conn.sendall(b"NICK\n")
+    conn.recv(1024)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()  # RST
+
+
+def test_a_server_that_resets_after_the_nickname_is_reported_every_time() -> None:
+    """The client's next send could meet the reset first, and report it, once; the client
+    then said /quit to a dead server and exited 0 in silence (2 runs in 3)."""
+    for _ in range(5):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            thread = threading.Thread(target=resets_after_the_nickname, args=(listener,),
+                                      daemon=True)
+            thread.start()
+            chat = subprocess.Popen(
+                netlab_cmd("chat", "--port", str(listener.getsockname()[1]), "--nick", "bob"),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True)
+            assert chat.stdin is not None
+            chat.stdin.write("hello\n")  # typed at once; the input stays open
+            chat.stdin.flush()
+            try:
+                chat.wait(WAIT)  # stdin still open: it must notice on its own
+            finally:
+                if chat.poll() is None:
+                    chat.kill()
+            assert chat.stderr is not None
+            err = chat.stderr.read()
+            chat.stdin.close()
+            thread.join(WAIT)
+        assert chat.returncode == 3, err
+        assert "netlab: cannot" in err and "Traceback" not in err
 
 
 def tutorial_server(listener: socket.socket, got: list[bytes]) -> None:

@@ -77,9 +77,16 @@ class ChatClient:
         try:
             with self._send_lock:
                 self.sock.sendall(data)
-        except OSError:
+        except OSError as exc:
+            # A reset reported here is reported once: the reader then only sees the end.
+            self._failed(str(socket_problem(exc, "send", self.host, self.port)))
             return False
         return True
+
+    def _failed(self, why: str) -> None:
+        """The first thing that went wrong before the person chose to leave."""
+        if not self.session.quitting and self.session.error is None:
+            self.session.error = why
 
     def send_nick(self, nick: str) -> None:
         self.session.nick = nick
@@ -101,8 +108,11 @@ class ChatClient:
         self.session.closed.set()
 
     def exit_status(self) -> int:
+        """FAILED when the connection broke before the person chose to leave (errors after
+        a /quit, Ctrl-C or end of input are not recorded) and the server did not say it
+        was shutting down."""
         s = self.session
-        if s.quitting or s.shutdown_seen or s.error is None:
+        if s.error is None or s.shutdown_seen:
             return ExitStatus.OK
         return ExitStatus.FAILED
 
@@ -123,8 +133,8 @@ class ChatClient:
                 if not data:
                     for line in reader.flush():
                         self._show(line)
-                    if not s.quitting and not s.shutdown_seen:
-                        s.error = "the server closed the connection"
+                    if not s.shutdown_seen:
+                        self._failed("the server closed the connection")
                     break
                 for item in reader.feed(data):
                     if isinstance(item, p.NickPrompt):
@@ -132,8 +142,7 @@ class ChatClient:
                     else:
                         self._show(item)
         except OSError as exc:
-            if not s.quitting:
-                s.error = str(socket_problem(exc, "recv", self.host, self.port))
+            self._failed(str(socket_problem(exc, "recv", self.host, self.port)))
         finally:
             s.closed.set()
             s.nick_wanted.set()  # release anyone waiting for a prompt
@@ -198,12 +207,12 @@ def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float 
             client.send_nick(line)  # the first line, or the next try after a refusal
             continue
         if not client.send_line(line):
-            break
+            break  # the connection is gone: no /quit to say
         if line.strip().lower() == "/quit":
             s.quitting = True
             s.closed.wait(2.0)
             break
-    if not s.closed.is_set():
+    if not s.closed.is_set() and s.error is None:
         client.quit()  # end of input
     client.close()
     return client.exit_status()

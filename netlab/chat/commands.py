@@ -190,7 +190,7 @@ def chat(host: str, port: int, nick: str | None, connect_timeout: float, plain: 
     except KeyboardInterrupt:
         client.quit(wait=0.5)
         status = ExitStatus.OK
-    if client.session.error and not client.session.quitting:
+    if client.session.error and status != ExitStatus.OK:
         _err(f"netlab: {client.session.error}")
     sys.exit(status)
 
