@@ -206,10 +206,11 @@ def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float 
         if s.nick_wanted.is_set() or (s.nick is None and not s.nick_sent):
             client.send_nick(line)  # the first line, or the next try after a refusal
             continue
+        leaving = line.strip().lower() == "/quit"
+        s.quitting = s.quitting or leaving  # before the send: the server closes at once
         if not client.send_line(line):
             break  # the connection is gone: no /quit to say
-        if line.strip().lower() == "/quit":
-            s.quitting = True
+        if leaving:
             s.closed.wait(2.0)
             break
     if not s.closed.is_set() and s.error is None:
@@ -298,9 +299,10 @@ def run_terminal(client: ChatClient, session: Any) -> int:
                 continue
             if not line.strip():
                 continue
+            leaving = line.strip().lower() == "/quit"
+            s.quitting = s.quitting or leaving  # before the send: the server closes at once
             client.send_line(line)
-            if line.strip().lower() == "/quit":
-                s.quitting = True
+            if leaving:
                 s.closed.wait(2.0)
                 break
     client.close()
