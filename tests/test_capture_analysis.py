@@ -141,6 +141,22 @@ def test_connection_refused_with_rst() -> None:
     assert conn.ending == "RST from the server"
 
 
+@pytest.mark.parametrize(("flags", "handshake"), [
+    (["S"], "incomplete (no SYN-ACK seen)"),
+    (["S", "SA"], "incomplete (no final ACK seen)"),  # said "no SYN-ACK seen" over one
+    (["S", "SA", "A"], "complete"),
+])
+def test_how_far_a_handshake_got(flags: list[str], handshake: str) -> None:
+    conv = Conversation()
+    for flag, side in zip(flags, (conv.client, conv.server, conv.client), strict=False):
+        conv.send(side, flag)
+    _, analyzer = analyse(conv.frames)
+    (conn,) = analyzer.connections()
+    assert conn.handshake == handshake
+    one = summary_text([conn], 1) if len(flags) == 1 else ""
+    assert "1 packets" not in one
+
+
 def test_reset_of_an_established_connection() -> None:
     conv = Conversation().handshake()
     conv.send(conv.client, "PA", b"hi\n")

@@ -304,7 +304,7 @@ class FlowAnalyzer:
                 summary.server_bytes += seg.length
         if flags & SYN and flags & ACK:
             st.synack_seen = True
-            if summary.handshake == "not seen":
+            if summary.handshake in ("not seen", "incomplete (no SYN-ACK seen)"):
                 summary.handshake = "incomplete (no final ACK seen)"
         elif flags & SYN and summary.handshake.startswith("not seen") and not summary.mid_stream:
             summary.handshake = "incomplete (no SYN-ACK seen)"

@@ -126,7 +126,8 @@ def summary_text(connections: Iterable[ConnectionSummary], packets: int) -> str:
              f" {len(conns)} connection{'s' if len(conns) != 1 else ''}"]
     for c in conns:
         lines.append(f"  stream {c.index}: client {c.client} -> server {c.server}")
-        lines.append(f"    {c.packets} packets over {c.duration * 1000:.3f} ms;"
+        lines.append(f"    {c.packets} packet{'s' if c.packets != 1 else ''} over"
+                     f" {c.duration * 1000:.3f} ms;"
                      f" client sent {c.client_bytes} bytes, server sent {c.server_bytes}")
         lines.append(f"    handshake: {c.handshake}; ending: {c.ending}")
         problems = []
