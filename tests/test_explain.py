@@ -228,6 +228,10 @@ Error: listen EADDRINUSE: address already in use :::3000
 \tat Client.main(Client.java:7)"""
     result = explain_text(java)
     assert result.best.entry.name == "ECONNREFUSED" and result.best.systems == ("windows",)  # type: ignore[union-attr]
+    assert (result.host, result.port) == (None, None)  # Client.java:7 is a file and a line
+    # Without ": connect" it is Java anywhere ("ConnectException" once read as Go's connectex)
+    result = explain_text(java.replace("refused: connect", "refused"))
+    assert result.best.entry.name == "ECONNREFUSED" and result.best.systems == ()  # type: ignore[union-attr]
 
 
 def test_addresses_and_operations_in_text() -> None:
@@ -236,6 +240,8 @@ def test_addresses_and_operations_in_text() -> None:
     assert find_address("dial tcp [fe80::1]:80: i/o timeout") == ("fe80::1", 80)
     assert find_address("at 10:12:34:56 nothing") == (None, None)
     assert find_address("(/home/ana/app.js:10:5)") == (None, None)
+    assert find_address("at Server.main(Server.java:7)") == (None, None)
+    assert find_address('File "chat.py:12" then db.example.org:5432') == ("db.example.org", 5432)
     entry = load_catalog().get("EAI_NONAME")
     assert find_operation("anything", entry) == "resolve"
     assert find_operation("Error: read ECONNRESET", None) == "recv"

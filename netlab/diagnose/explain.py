@@ -70,7 +70,7 @@ _SYSTEM_HINTS: dict[str, tuple[str, ...]] = {
     "windows": (
         "winerror",
         "wsae",
-        "connectex",
+        "connectex:",  # Go's dial error; bare, it is the start of Java's ConnectException
         "jvm_bind",
         "c:\\",
         "\\users\\",

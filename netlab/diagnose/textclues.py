@@ -37,12 +37,17 @@ _ADDRESS_PATTERNS: list[re.Pattern[str]] = [
 ]
 
 
+# A stack trace's "Server.java:7" or "app.py:12" is a file and a line, not a host and port.
+_SOURCE_FILES = frozenset({"c", "cc", "cpp", "cs", "go", "h", "java", "js", "kt", "mjs", "php",
+                           "py", "rb", "rs", "scala", "swift", "ts"})
+
+
 def find_address(text: str) -> tuple[str | None, int | None]:
     """The HOST:PORT a message mentions, if any (for the fixes' {address})."""
     for pattern in _ADDRESS_PATTERNS:
         for m in pattern.finditer(text):
             host, port = m.group(1) or "0.0.0.0", int(m.group(2))
-            if port > 65535:
+            if port > 65535 or host.rpartition(".")[2].lower() in _SOURCE_FILES:
                 continue
             if (":" in host or re.fullmatch(r"[\d.]+", host)) and parse_ip(host) is None:
                 continue  # 10:12:34:56 is a time, 999.1.1.1 no address
