@@ -353,6 +353,14 @@ def test_netlab_check_drill_and_the_same_machine_rule(
     assert json.loads(done.stdout) == {"type": "drill", "answer": "silent", "ok": True,
                                        "message": "*** DRILL 1 correct", "token": None,
                                        "correct": True}
+    # A typo or a bad nickname is a usage error before anything is sent: it must not
+    # spend bob's one answer of the round (both used to).
+    for args in (("wrongport",), ("nonsense", "--nick", "bob"), ("slow", "--nick", "bad nick")):
+        done = run("check", "drill", *args, "--server", server,
+                   *(() if "--nick" in args else ("--nick", "bob")))
+        assert done.returncode == 2, (args, done.stderr)
+    assert "is none of the drill's answers" in run(
+        "check", "drill", "nonsense", "--server", server, "--nick", "bob").stderr
     done = run("check", "drill", "wrong", "port", "--server", server, "--nick", "bob")
     assert done.returncode == 1 and done.stdout == "DRILL 1 wrong: wrong port\n"
     done = run("check", "drill", "slow", "--server", server, "--nick", "bob")

@@ -25,7 +25,12 @@ def _nick(nick: str | None) -> str:
     if not nick:
         raise UsageError("the class server needs your nickname: give --nick NAME",
                          "the same nickname you use in class (it is written into the token)")
-    return nick
+    from netlab.chat.protocol import check_nick
+
+    checked, problem = check_nick(nick)  # as `netlab chat --nick` does, before connecting
+    if checked is None:
+        raise UsageError(f"--nick: {problem}")
+    return checked
 
 
 def _token_criterion(name: str, outcome: Outcome) -> Criterion:
@@ -82,11 +87,14 @@ def run_drill(args: list[str], server: str | None, nick: str | None, as_json: bo
     if server is None:
         raise UsageError("a drill answer goes to the class server: give --server HOST:PORT",
                          "the instructor's screen shows the address")
+    from netlab.classroom.drills import answer_menu, identify
+
     answer = " ".join(args).strip()
     if not answer:
-        from netlab.classroom.drills import answer_menu
-
         raise UsageError("give your diagnosis: netlab check drill ANSWER --server HOST:PORT",
+                         f"the answers: {answer_menu()}")
+    if identify(answer) is None:  # a typo must not spend the round's one answer
+        raise UsageError(f"{answer!r} is none of the drill's answers",
                          f"the answers: {answer_menu()}")
     outcome = submit_drill(answer, server, _nick(nick), password=os.environ.get(PASSWORD_ENV))
     if not outcome.ok:
