@@ -181,3 +181,20 @@ def test_every_exercise_is_covered_here() -> None:
     covered = {n for n, _, _ in PROGRAMS} | {8, 9}
     assert covered == {ex.number for ex in all_exercises()}
     assert {ex.lesson for ex in all_exercises()} == set(range(11))
+
+
+def test_a_server_on_a_port_of_its_own_fails_listens_on_and_says_why(tmp_path: Path) -> None:
+    """The commonest slip: the port written in the code, the one given ignored. The check
+    used to believe the printed "listening on" and fail later without saying why."""
+    program = tmp_path / "hard.py"
+    program.write_text(
+        "import socket, time\n"
+        "s = socket.create_server(('127.0.0.1', 0))  # not the port it was given\n"
+        "print('listening on 127.0.0.1:%d' % s.getsockname()[1], flush=True)\n"
+        "time.sleep(30)\n")
+    code, data = run_check(3, "--", "python", str(program), "{host}", "{port}")
+    assert code == 1
+    first = data["criteria"][0]
+    assert first["name"].startswith("listens on") and not first["passed"]
+    assert "says it is listening on port" in first["detail"]
+    assert "take the port from the command line or NETLAB_PORT" in first["detail"]

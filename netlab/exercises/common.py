@@ -39,6 +39,11 @@ def listening_criterion(prog: StudentProgram, host: str, port: int, timeout: flo
     where = f"{host}:{port}"
     title = name.format(host=host, port=port)
     if wait_listening(prog, host, port, timeout):
+        said = listening_address(prog.stdout)
+        if said is not None and said[1] != port:  # the usual slip: a port written in
+            return failed(title, f"your program says it is listening on port {said[1]}, "
+                          f"but it was given port {port}: take the port from the command "
+                          "line or NETLAB_PORT instead of writing it in the code", WHY_LISTEN)
         return passed(title, f"your server is listening on {where}", WHY_LISTEN)
     return failed(title, f"nothing listened on {where} within {timeout:g} s; your program "
                   f"{prog.describe()}", WHY_LISTEN)
