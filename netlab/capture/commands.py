@@ -28,7 +28,7 @@ from netlab.params import HOST
               help="Stop after S seconds.")
 @click.option("--write", "write", type=click.Path(dir_okay=False, path_type=Path),
               help="Save exactly the packets shown to FILE.pcap (for Wireshark).")
-@click.option("--read", "read", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--read", "read", type=click.Path(path_type=Path),
               help="Analyse a saved pcap or pcapng file instead (no privileges needed).")
 @click.option("--follow", is_flag=True,
               help="Show the conversation as a transcript (like Follow TCP Stream).")

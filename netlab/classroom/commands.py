@@ -111,7 +111,7 @@ def drill(faults: str | None, **options: object) -> None:
 
 
 @class_group.command("report")
-@click.argument("logs", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("logs", nargs=-1, required=True, type=click.Path())
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False, allow_dash=True),
               default=None, help="Also write the table as CSV to FILE ('-': stdout).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
@@ -122,6 +122,10 @@ def report(logs: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
     from netlab.classroom.report import aggregate, to_csv, to_text
 
     events, bad = _read_logs(logs)
+    if bad and not events:  # not one event: this is no class log
+        raise NetlabError(f"no class events in {', '.join(logs)}: is it a class log?",
+                          "class logs are the netlab-class-*.jsonl files `netlab class "
+                          "serve` writes")
     students = aggregate(events)
     if bad:
         _err(f"note: skipped {bad} line(s) that are not events (a hand edit, or a torn "
@@ -147,7 +151,7 @@ def report(logs: tuple[str, ...], csv_path: str | None, as_json: bool) -> None:
 
 @class_group.command("verify")
 @click.argument("token")
-@click.option("--log", "logs", multiple=True, type=click.Path(dir_okay=False),
+@click.option("--log", "logs", multiple=True, type=click.Path(),
               help="Class log(s) to compare with [default: ./netlab-class-*.jsonl].")
 @click.option("--nick", default=None, help="Who handed the token in.")
 @click.option("--address", default=None, help="The address they use (from the roster).")

@@ -10,7 +10,7 @@ from netlab.errors import NetlabError, UsageError
 _LINE = re.compile(r"^\s*([A-Za-z][A-Za-z0-9_ -]*?)\s*[:=]\s*(.*?)\s*$")
 
 
-def parse_answers(text: str) -> dict[str, str]:
+def parse_answers(text: str, exercise: int | str = "NAME") -> dict[str, str]:
     """Keys are lower-case with spaces and dashes as underscores; empty values are kept
     as '' (a question not answered yet). A line that is neither is an error with its
     number, so a typo is found at once."""
@@ -22,21 +22,28 @@ def parse_answers(text: str) -> dict[str, str]:
         match = _LINE.match(line)
         if not match:
             raise UsageError(f"answers line {number} is not `key: value`: {raw.strip()!r}",
-                             "get a template with `netlab check NAME --starter`")
+                             f"get a template with `netlab check {exercise} --starter`")
         key = re.sub(r"[\s-]+", "_", match.group(1).strip().lower())
         out[key] = match.group(2).strip().strip("\"'")
     return out
 
 
-def read_answers(path: Path) -> dict[str, str]:
+def read_answers(path: Path, exercise: int | str = "NAME") -> dict[str, str]:
+    """The answers file, parsed; a file that cannot be read is exit 3 with what to do."""
+    template = f"get a template with `netlab check {exercise} --starter > answers.txt`"
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
-        raise UsageError(f"no answers file {path}",
-                         "get a template with `netlab check NAME --starter > FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NetlabError(f"cannot read answers file {path}: {exc}") from None
-    return parse_answers(text)
+        raise NetlabError(f"no answers file {path}", template) from None
+    except IsADirectoryError:
+        raise NetlabError(f"cannot read answers file {path}: it is a directory",
+                          template) from None
+    except UnicodeDecodeError:
+        raise NetlabError(f"{path} is not a text file (not UTF-8): answers are plain text",
+                          template) from None
+    except OSError as exc:
+        raise NetlabError(f"cannot read answers file {path}: {exc.strerror or exc}") from None
+    return parse_answers(text, exercise)
 
 
 def as_int(value: str) -> int | None:

@@ -25,7 +25,7 @@ from netlab.output import encodable as _encodable
               help="List the exercises and which ones you have passed.")
 @click.option("--starter", is_flag=True,
               help="Print the exercise's starter file (e.g. `--starter > my_server.py`).")
-@click.option("--answers", type=click.Path(path_type=Path, dir_okay=False),
+@click.option("--answers", type=click.Path(path_type=Path),
               help="Your answers file (exercises 8 and 9).")
 @click.option("--timeout", type=click.FloatRange(min=1), default=20.0, show_default=True,
               help="Seconds one run of your program may take; then its whole process tree "

@@ -141,7 +141,7 @@ def check_capture(ctx: CheckContext) -> list[Criterion]:
     if ctx.answers is None:
         raise UsageError("exercise 8 needs --answers FILE",
                          "netlab check 8 --starter > answers.txt, then fill it in")
-    answers = read_answers(ctx.answers)
+    answers = read_answers(ctx.answers, 8)
     where = answers.get("capture", "")
     if not where:
         raise UsageError("the answers file names no capture (`capture: chat.pcap`)")
@@ -215,4 +215,4 @@ def check_lan(ctx: CheckContext) -> list[Criterion]:
     from netlab.diagnose.probes import LiveSystem
 
     lan = [a.address for a in lan_candidates(LiveSystem().interfaces())]
-    return grade_lan(read_answers(ctx.answers), lan)
+    return grade_lan(read_answers(ctx.answers, 9), lan)
