@@ -105,7 +105,8 @@ def test_data_file_schema() -> None:
             template.format(host="h", port=1, address="h:1")  # only known fields
         for context in raw.get("contexts", {}).values():
             assert set(context) <= {"title", "explanation", "situations", "causes", "fixes"}
-            for template in (*context.get("situations", {}).values(), *context["fixes"]):
+            for template in (*context.get("situations", {}).values(),
+                             *context.get("fixes", ())):
                 template.format(host="h", port=1, address="h:1")
         for phrase in raw.get("phrases", ()):
             assert phrase == phrase.lower()
@@ -252,7 +253,8 @@ def test_recorded_macos_exceptions(catalog) -> None:  # type: ignore[no-untyped-
     ("fe80::1", "ipv6_link_local_without_zone"),
     ("[FE80::fc:ff:fe00:1]", "ipv6_link_local_without_zone"),
     ("fe80::1%eth0", None),  # with its zone it is fine
-    ("::1", None), ("fd00::2", None), ("127.0.0.1", None), ("localhost", None), ("", None),
+    ("::1", "loopback"), ("127.0.0.2", "loopback"), ("LOCALHOST", "loopback"),
+    ("fd00::2", None), ("192.0.2.7", None), ("example.org", None), ("", None),
 ])
 def test_which_addresses_make_an_error_read_differently(host: str, context: str | None) -> None:
     assert address_context(host) == context
@@ -294,3 +296,18 @@ def test_the_commands_say_a_link_local_address_needs_its_interface(command: list
     said = result.stdout + result.stderr
     assert "link-local" in said and "fe80::1%eth0" in said
     assert "already bound" not in said and "Traceback" not in said
+
+
+def test_a_refused_connect_to_this_machine_gives_no_advice_about_classmates(catalog) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with socket.socket() as client:
+        client.settimeout(5)
+        refused = _raise(lambda: client.connect(("127.0.0.1", port)))
+    here = socket_problem(refused, "connect", "127.0.0.1", port)
+    assert here.hint is not None and "Start the server first" in here.hint
+    assert "classmates" not in here.hint and "0.0.0.0" not in here.hint
+    # Toward another machine the advice stays: its server may listen on loopback only.
+    there = socket_problem(refused, "connect", "192.0.2.7", port)  # (words only: no traffic)
+    assert there.hint is not None and "netlab serve --host 0.0.0.0" in there.hint

@@ -140,15 +140,20 @@ def _entry_from_json(raw: dict[str, Any]) -> ErrorEntry:
 
 
 def address_context(host: str | None) -> str | None:
-    """What kind of address makes an error read differently, e.g. EINVAL from a bind or
-    connect on fe80::1: a link-local address exists once per interface, and without
-    its zone (fe80::1%eth0) the system cannot tell which interface is meant."""
+    """What kind of address makes an error read differently: EINVAL from a bind or
+    connect on fe80::1 (a link-local address exists once per interface, and without its
+    zone, fe80::1%eth0, the system cannot tell which one is meant); a refused connect to
+    this machine, where advice about classmates has no place."""
     if not host or "%" in host:
         return None
+    if host.lower() == "localhost":
+        return "loopback"
     try:
         ip = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+    if ip.is_loopback:
+        return "loopback"
     if ip.version == 6 and ip.is_link_local:
         return "ipv6_link_local_without_zone"
     return None
