@@ -437,6 +437,21 @@ def test_real_refused_on_a_closed_loopback_port() -> None:
     assert f"Nothing on this machine listens on port {port}" in problem["explanation"]
 
 
+def test_real_refused_next_to_a_server_on_another_loopback_address() -> None:
+    """The server runs, on 127.0.0.2: "start the server first" was the wrong fix."""
+    require(LINUX, "only Linux gives the loopback all of 127.0.0.0/8")
+    with socket.socket() as server:
+        server.bind(("127.0.0.2", 0))  # Linux gives the loopback all of 127.0.0.0/8
+        server.listen()
+        port = server.getsockname()[1]
+        code, data = run_json("--connect", f"127.0.0.1:{port}")
+    assert code == 1 and codes(data) == ["ECONNREFUSED"]
+    problem = next(f for f in data["findings"] if f["status"] == "problem")
+    assert f"listens on 127.0.0.2:{port} only, not on 127.0.0.1" in problem["explanation"]
+    assert problem["fix"].startswith(f"The server is running: connect to 127.0.0.2:{port}")
+    assert "Start the server first" not in problem["fix"]
+
+
 def test_real_timeout_when_the_accept_queue_is_full() -> None:
     # listen(0) queues one connection; with nobody calling accept(), Linux drops the next
     # SYN, so the next connect gets no answer at all: a real timeout on loopback.

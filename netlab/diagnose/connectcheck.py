@@ -120,12 +120,12 @@ def _connect_finding(
     entry = entry_for(result.error, result.address) if result.error else None
     if result.outcome == "refused":
         entry = entry or load_catalog().get("ECONNREFUSED")
+        detail, fix = _refused_detail(result.address, target.port, interfaces, system)
         return Finding(
             "problem",
             f"connection to {where} refused: nothing listens there",
-            f"{error_text(result.error)}. {entry.explanation if entry else ''}"
-            + _refused_detail(result.address, target.port, interfaces, system),
-            entry.fix_text(result.address, target.port) if entry else "",
+            f"{error_text(result.error)}. {entry.explanation if entry else ''}{detail}",
+            fix or (entry.fix_text(result.address, target.port) if entry else ""),
             code="ECONNREFUSED",
         )
     if result.outcome == "timeout":
@@ -193,19 +193,27 @@ def _connected(result: ConnectResult, where: str, ms: str) -> Finding:
     return ok(title, f"Its first line: {line[:200]!r} (not a netlab chat server).", **data)
 
 
-def _refused_detail(address: str, port: int, interfaces: list[Interface], system: System) -> str:
+def _refused_detail(address: str, port: int, interfaces: list[Interface],
+                    system: System) -> tuple[str, str | None]:
+    """What this machine's listeners add to a refusal, and a fix that replaces the
+    catalog's when they make it wrong (the server is running: just elsewhere)."""
     parsed = parse_ip(address)
     if parsed is None or not (parsed.is_loopback or find_owner(parsed, interfaces)):
-        return ""
+        return "", None
     found = [li for li in system.listeners(port).found if li.protocol == "tcp"]
     if not found:
-        return f" Nothing on this machine listens on port {port}: start the server first."
+        return f" Nothing on this machine listens on port {port}: start the server first.", None
     where = ", ".join(format_address(li.address, port) for li in found)
     loopback_only = all((parse_ip(li.address) or parsed).is_loopback for li in found)
     if loopback_only and not parsed.is_loopback:
         return (
             f" A server on this machine listens on {where} only, so connections to {address} "
             "(and from classmates) are refused: start it on 0.0.0.0 "
-            "(`netlab serve --host 0.0.0.0`)."
+            "(`netlab serve --host 0.0.0.0`).",
+            "Start the server on 0.0.0.0 (`netlab serve --host 0.0.0.0`), or connect to "
+            f"{format_address(found[0].address, port)} from this machine.",
         )
-    return f" Port {port} listens on {where} only, not on {address}."
+    first = format_address(found[0].address, port)
+    return (f" Port {port} listens on {where} only, not on {address}.",
+            f"The server is running: connect to {first} instead, or start it on "
+            f"{address} as well (--host {address}).")
