@@ -8,6 +8,8 @@ import struct
 import subprocess
 import threading
 
+import pytest
+
 from tests.conftest import WAIT, LineClient, ServerProcess, netlab_cmd
 
 
@@ -124,6 +126,44 @@ def test_a_server_that_resets_after_the_nickname_is_reported_every_time() -> Non
         # (which call meets the reset first is timing: "cannot send", "cannot recv", or
         # the end of the stream after it)
         assert err.startswith("netlab: ") and "Traceback" not in err
+
+
+def own_words_server(listener: socket.socket, prompt: bytes, got: list[bytes]) -> None:
+    """A student's server: its own prompt (or none), then it reads a nickname and a line."""
+    conn, _ = listener.accept()
+    with conn:
+        conn.settimeout(WAIT)
+        if prompt:
+            conn.sendall(prompt)
+        data = b""
+        while data.count(b"\n") < 2:
+            chunk = conn.recv(1024)
+            if not chunk:
+                break
+            data += chunk
+        got.append(data)
+
+
+@pytest.mark.parametrize("prompt", [b"Enter nickname: ", b"nick?\n", b""])
+def test_the_nick_option_reaches_a_server_that_asks_in_its_own_words_or_not_at_all(
+        prompt: bytes) -> None:
+    """--nick was sent only after an exact NICK: elsewhere the first message became the
+    nickname. A server that never asks gets it after a few seconds."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        got: list[bytes] = []
+        thread = threading.Thread(target=own_words_server, args=(listener, prompt, got),
+                                  daemon=True)
+        thread.start()
+        proc = subprocess.Popen(
+            netlab_cmd("chat", "--port", str(listener.getsockname()[1]), "--nick", "bob"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdin is not None
+        proc.stdin.write("hello\n")
+        proc.stdin.flush()
+        thread.join(WAIT)
+        proc.stdin.close()
+        proc.wait(WAIT)
+    assert got and got[0].startswith(b"bob\nhello\n"), got
 
 
 def tutorial_server(listener: socket.socket, got: list[bytes]) -> None:

@@ -128,19 +128,16 @@ class ChatClient:
                     data = sock.recv(65536)
                 except TimeoutError:
                     for line in reader.flush():
-                        self._show(line)
+                        self._item(line)  # "Enter nickname: " waits without a newline
                     continue
                 if not data:
                     for line in reader.flush():
-                        self._show(line)
+                        self._item(line)
                     if not s.shutdown_seen:
                         self._failed("the server closed the connection")
                     break
                 for item in reader.feed(data):
-                    if isinstance(item, p.NickPrompt):
-                        self._nick_prompt()
-                    else:
-                        self._show(item)
+                    self._item(item)
         except OSError as exc:
             self._failed(str(socket_problem(exc, "recv", self.host, self.port)))
         finally:
@@ -150,6 +147,22 @@ class ChatClient:
             if self.on_close is not None:
                 with contextlib.suppress(Exception):
                     self.on_close()
+
+    def _item(self, item: str | p.NickPrompt) -> None:
+        if isinstance(item, p.NickPrompt):
+            self._nick_prompt()
+            return
+        self._show(item)
+        if not self.session.prompted.is_set() and "nick" in item.lower():
+            self._nick_prompt()  # a server of its own words: "Enter nickname:", "nick?"
+
+    def send_nick_unasked(self, wait: float) -> None:
+        """A server that never asks takes the first line as the nickname: after `wait`
+        seconds without a prompt, send --nick anyway (else it would never be sent)."""
+        s = self.session
+        if not s.prompted.wait(wait) and s.nick and not s.nick_sent and not s.closed.is_set():
+            self.send_nick(s.nick)
+            s.prompted.set()
 
     def _nick_prompt(self) -> None:
         s = self.session
@@ -197,8 +210,8 @@ def run_line_mode(client: ChatClient, lines: Iterable[str], nick_timeout: float 
 
     # Wait for the server's NICK before sending anything, as a person would: a line sent
     # earlier would be taken as the nickname. Servers that never ask are waited for only
-    # up to nick_timeout.
-    s.prompted.wait(nick_timeout)
+    # up to nick_timeout; then --nick goes first.
+    client.send_nick_unasked(nick_timeout)
     while True:
         line = next_line()
         if line is None:
@@ -279,6 +292,8 @@ def run_terminal(client: ChatClient, session: Any) -> int:
             app.loop.call_soon_threadsafe(lambda: app.exit(exception=EOFError()))
 
     client.on_close = leave_prompt
+    threading.Thread(target=client.send_nick_unasked, args=(5.0,), daemon=True,
+                     name="netlab-chat-nick").start()
 
     def message() -> str:
         wanted = s.nick_wanted.is_set() and not s.closed.is_set()
