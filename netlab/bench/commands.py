@@ -156,6 +156,11 @@ def bench(host: str, port: int, clients: int, senders: int, messages: int, rate:
                    churn_concurrency=concurrency or 1, bad_input=bad_input, cases=cases,
                    pid=pid, workers=workers, window=window, time_limit=time_limit)
     watch = _watch(host, port, pid)
+    if protocol == "raw" and _opens_with_nick(host, port):
+        raise UsageError("the server asks each client for a nickname (it opens with NICK): "
+                         "--protocol raw would send it chat lines as nicknames",
+                         hint="use --protocol netlab (the default) for netlab and "
+                              "tutorial-style servers")
     from netlab.chat.sockets import raise_fd_limit
 
     raise_fd_limit()  # 5,000 clients need 5,000 fds; Debian's soft limit is 1,024
@@ -169,6 +174,19 @@ def bench(host: str, port: int, clients: int, senders: int, messages: int, rate:
     else:
         click.echo(render(result))
     sys.exit(ExitStatus.OK if result["ok"] else ExitStatus.NO)
+
+
+def _opens_with_nick(host: str, port: int, wait: float = 0.3) -> bool:
+    """One look at what the server says first (ncat --chat says nothing)."""
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=2.0) as sock:
+            sock.settimeout(wait)
+            first = sock.recv(64)
+    except OSError:
+        return False  # silent, or not there: the run itself tells
+    return first.lstrip().upper().startswith(b"NICK")
 
 
 def _watch(host: str, port: int, pid: int | None):  # type: ignore[no-untyped-def]
