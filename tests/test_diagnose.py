@@ -319,6 +319,23 @@ def test_real_bind_to_an_address_of_another_machine() -> None:
     assert "127.0.0.1" in finding["data"]["addresses"]
 
 
+def test_real_bind_to_a_scoped_link_local_address_of_no_interface_here() -> None:
+    """fe80::1%lo: bind() says EINVAL, which is the same "not this machine's address"; it
+    came as a second problem ("a second bind on one socket"), with an IPv4 fix."""
+    require(LINUX, "the loopback is called lo on Linux")
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        require(False, "IPv6 sockets are not available")
+    code, data = run_json("--bind", "[fe80::1%lo]:55555")  # sends nothing
+    assert code == 1
+    assert codes(data) == ["EADDRNOTAVAIL"]
+    finding = next(f for f in data["findings"] if f["code"] == "EADDRNOTAVAIL")
+    fix = finding["fix"]
+    assert "::1" in fix and "0.0.0.0" not in fix and "127.0.0.1" not in fix
+    assert not any(a.count(".") == 3 and a in fix for a in finding["data"]["addresses"])
+
+
 def _listener_process(host: str = "127.0.0.1") -> tuple[subprocess.Popen[str], int]:
     code = (
         "import socket, sys\n"

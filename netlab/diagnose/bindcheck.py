@@ -93,8 +93,8 @@ def diagnose_bind(target: HostPort, system: System) -> Diagnosis:
         )
     # Already explained above: not one of our addresses, or a port the rule forbids.
     explained = set()
-    if not local:
-        explained.add("EADDRNOTAVAIL")
+    if not local:  # whatever bind() said (EINVAL for fe80::1%lo): not this machine's address
+        explained.update({"EADDRNOTAVAIL", code_of(plain.error), code_of(netlab.error)})
     if not verdict.allowed:
         explained.add("EACCES")
     listeners = system.listeners(target.port) if target.port else Listeners()

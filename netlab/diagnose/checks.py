@@ -15,7 +15,7 @@ from netlab.diagnose.hostport import HostPort
 from netlab.diagnose.netinfo import (
     Interface,
     PortRules,
-    classmates_address,
+    lan_candidates,
 )
 from netlab.diagnose.probes import BindResult, ConnectResult, Listener, Listeners
 
@@ -62,7 +62,8 @@ def addresses_text(interfaces: list[Interface]) -> str:
 
 
 def good_bind_addresses(interfaces: list[Interface], version: int = 4) -> str:
-    lan = classmates_address(interfaces)
+    # (of the same family: an IPv4 address is no fix for a bind on an IPv6 one)
+    lan = next((a for a in lan_candidates(interfaces) if a.version == version), None)
     if version == 6:
         text = "Bind to :: (every interface) or ::1 (this machine only)"
     else:
