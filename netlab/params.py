@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -45,6 +46,18 @@ class Host(click.ParamType):
             self.fail(f"{value!r} has a space in it: an address or a name has none",
                       param, ctx)
         return text
+
+
+class FiniteRange(click.FloatRange):
+    """A FloatRange that refuses nan and inf: Python reads both as floats, and nan passes
+    every bound (`--handshake-timeout nan` was taken)."""
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number: give digits, such as 5 or 0.5",
+                      param, ctx)
+        return number
 
 
 HOST = Host()

@@ -167,3 +167,19 @@ def test_an_input_file_that_cannot_be_read_is_exit_3(command: list[str], kind: s
     assert result.returncode == 3, result.stderr
     assert str(path) in result.stderr  # the message is about the file
     assert "Traceback" not in result.stderr and "Usage:" not in result.stderr
+
+
+@pytest.mark.parametrize("args", [
+    ["serve", "--port", "0", "--handshake-timeout", "nan"],
+    ["chat", "--timeout", "inf"],
+    ["bench", "--rate", "nan"],
+    ["capture", "--timeout", "nan"],
+    ["check", "3", "--timeout", "nan"],
+    ["class", "serve", "--port", "0", "--fault", "wrong-port", "--fault-delay", "nan"],
+])
+def test_nan_and_inf_are_no_numbers_of_seconds(args: list[str], tmp_path: Path) -> None:
+    """Python reads 'nan' as a float and nan passes every bound: the server took it."""
+    result = subprocess.run(netlab_cmd(*args), capture_output=True, text=True, timeout=WAIT,
+                            stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "is not a finite number" in result.stderr

@@ -54,7 +54,7 @@ import click
 
 from netlab.chat import protocol as p
 from netlab.errors import ExitStatus, UsageError
-from netlab.params import HOST
+from netlab.params import HOST, FiniteRange
 
 CASE_NAMES = ("long-line", "invalid-utf8", "ansi", "nick-empty", "nick-long", "nick-duplicate",
               "nick-non-ascii", "no-nick", "partial-rst", "reset-before-accept")
@@ -85,7 +85,7 @@ def is_loopback(host: str) -> bool:
               help="How many of them send lines.")
 @click.option("--messages", default=100, show_default=True,
               type=click.IntRange(0, 100000), help="Lines per sender.")
-@click.option("--rate", default=200.0, show_default=True, type=click.FloatRange(0.1, None),
+@click.option("--rate", default=200.0, show_default=True, type=FiniteRange(0.1, None),
               help="Lines per second, all senders together.")
 @click.option("--max", "flood", is_flag=True,
               help="Instead of --rate: as fast as the server takes them, each sender with "
@@ -117,7 +117,7 @@ def is_loopback(host: str) -> bool:
 @click.option("--workers", type=click.IntRange(0, 64), default=None,
               help="Extra processes for reading clients [default: by client count].")
 @click.option("--time-limit", default=120.0, show_default=True,
-              type=click.FloatRange(1, None), help="Seconds the whole run may take.")
+              type=FiniteRange(1, None), help="Seconds the whole run may take.")
 @click.option("--allow-remote", is_flag=True,
               help="Allow a target that is not this machine (lower limits apply).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")

@@ -12,7 +12,7 @@ import click
 
 from netlab.chat.protocol import DEFAULT_HOST, DEFAULT_PORT
 from netlab.errors import ExitStatus, UsageError
-from netlab.params import HOST
+from netlab.params import HOST, FiniteRange
 
 
 @click.command()
@@ -24,7 +24,7 @@ from netlab.params import HOST
               help="Interface to capture on; auto: loopback for 127.0.0.1 and ::1, else the "
                    "interface that owns --host.")
 @click.option("--count", type=click.IntRange(min=1), help="Stop after N packets shown.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+@click.option("--timeout", type=FiniteRange(min=0, min_open=True),
               help="Stop after S seconds.")
 @click.option("--write", "write", type=click.Path(dir_okay=False, path_type=Path),
               help="Save exactly the packets shown to FILE.pcap (for Wireshark).")

@@ -16,7 +16,7 @@ from netlab.errors import ExitStatus, UsageError
 from netlab.output import err as _err
 from netlab.output import log_line as _log_line
 from netlab.output import out as _out
-from netlab.params import HOST
+from netlab.params import HOST, FiniteRange
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2,
                "mib": 1024**2}
@@ -59,7 +59,7 @@ class ByteSize(click.ParamType):
               help="Longest line a client may send, in bytes.")
 @click.option("--max-queue", type=ByteSize(), default="1MiB", show_default=True,
               help="Bytes waiting for one client before it is dropped as 'too slow'.")
-@click.option("--handshake-timeout", type=click.FloatRange(0.1, None), default=30.0,
+@click.option("--handshake-timeout", type=FiniteRange(0.1, None), default=30.0,
               show_default=True, help="Seconds a new client has to choose a nickname.")
 @click.option("--trace", is_flag=True,
               help="Teaching mode: log every socket call (accept, recv, send, close).")
@@ -161,7 +161,7 @@ def _classroom_notes(host: str, port: int) -> list[str]:
 @click.option("--port", default=p.DEFAULT_PORT, show_default=True,
               type=click.IntRange(1, 65535), help="Server port.")
 @click.option("--nick", default=None, help="Nickname (asked for when missing).")
-@click.option("--timeout", "connect_timeout", type=click.FloatRange(0.1, None), default=10.0,
+@click.option("--timeout", "connect_timeout", type=FiniteRange(0.1, None), default=10.0,
               show_default=True, help="Seconds to wait for the connection.")
 @click.option("--plain", is_flag=True, help="Plain line mode even on a terminal.")
 def chat(host: str, port: int, nick: str | None, connect_timeout: float, plain: bool) -> None:

@@ -16,7 +16,7 @@ from netlab.classroom.drills import FAULTS
 from netlab.errors import ExitStatus, NetlabError, UsageError
 from netlab.output import err as _err
 from netlab.output import out as _out
-from netlab.params import HOST
+from netlab.params import HOST, FiniteRange
 
 DRILL_HELP = "Faults: " + ", ".join(FAULTS) + "."
 
@@ -45,7 +45,7 @@ def _server_options(f: F) -> F:
                      help="Most connections at once."),
         click.option("--drill-port", type=click.IntRange(0, 65535), default=None,
                      help="Port announced for the drill server [default: class port + 1]."),
-        click.option("--fault-delay", type=click.FloatRange(0.1, 60), default=2.0,
+        click.option("--fault-delay", type=FiniteRange(0.1, 60), default=2.0,
                      show_default=True, help="Seconds of delay for slow-broadcast."),
     ]
     for option in reversed(options):

@@ -9,6 +9,7 @@ import click
 
 from netlab.env import Environment
 from netlab.errors import NetlabError, UsageError
+from netlab.params import FiniteRange
 
 
 def _host_port(for_bind: bool):  # type: ignore[no-untyped-def]
@@ -49,7 +50,7 @@ def _host_port(for_bind: bool):  # type: ignore[no-untyped-def]
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(0.1, 120),
+    type=FiniteRange(0.1, 120),
     default=3.0,
     show_default=True,
     help="Seconds to wait for --connect.",

@@ -16,6 +16,7 @@ import click
 from netlab.env import Environment
 from netlab.errors import ExitStatus, UsageError
 from netlab.output import encodable as _encodable
+from netlab.params import FiniteRange
 
 
 @click.command("check", context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,10 +28,10 @@ from netlab.output import encodable as _encodable
               help="Print the exercise's starter file (e.g. `--starter > my_server.py`).")
 @click.option("--answers", type=click.Path(path_type=Path),
               help="Your answers file (exercises 8 and 9).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=20.0, show_default=True,
+@click.option("--timeout", type=FiniteRange(min=1), default=20.0, show_default=True,
               help="Seconds one run of your program may take; then its whole process tree "
                    "is stopped.")
-@click.option("--step", type=click.FloatRange(min=0.5), default=5.0, show_default=True,
+@click.option("--step", type=FiniteRange(min=0.5), default=5.0, show_default=True,
               help="Seconds for each wait: to listen, to connect, to answer a line.")
 @click.option("--clients", type=click.IntRange(4, 500), default=50, show_default=True,
               help="Clients for exercise 6.")
