@@ -29,7 +29,8 @@ def lessons(as_json: bool) -> None:
     directory = lessons_dir()
     found = list_lessons(directory)
     if as_json:
-        click.echo(json.dumps({"lessons": [lesson.as_dict() for lesson in found],
+        click.echo(json.dumps({"type": "lessons",
+                               "lessons": [lesson.as_dict() for lesson in found],
                                "directory": str(directory)}))
         return
     for lesson in found:

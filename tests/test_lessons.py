@@ -55,6 +55,7 @@ def test_list_json_is_one_object_on_stdout() -> None:
     code, out, _err = run("lessons", "--json")
     assert code == 0
     data = json.loads(out)
+    assert data["type"] == "lessons"  # as every --json object has
     assert [item["number"] for item in data["lessons"]] == list(range(11))
     first = data["lessons"][7]
     assert first["slug"] == "address-in-use"
