@@ -81,6 +81,7 @@ def free_port() -> int:
         ("127.0.0.1", True, "127.0.0.1", 0),  # bind: a host alone means any free port
         ("::1", True, "::1", 0),
         ("[fe80::1%eth0]:9", False, "fe80::1%eth0", 9),
+        (" 127.0.0.1 : 55555 ", False, "127.0.0.1", 55555),  # pasted with spaces
     ],
 )
 def test_parse_host_port(text: str, for_bind: bool, host: str, port: int) -> None:
@@ -97,6 +98,12 @@ def test_parse_host_port_rejects(text: str) -> None:
     with pytest.raises(UsageError) as info:
         parse_host_port(text)
     assert info.value.exit_code == 2 and info.value.hint
+
+
+def test_a_negative_port_is_out_of_range_not_a_non_number() -> None:
+    with pytest.raises(UsageError) as info:
+        parse_host_port("127.0.0.1:-1")
+    assert "port -1 is outside 1-65535" in str(info.value)
 
 
 def test_usage_errors_exit_2_without_traceback() -> None:

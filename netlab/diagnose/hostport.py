@@ -44,7 +44,7 @@ def ip_or_none(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
 
 def parse_port(text: str, *, allow_zero: bool) -> int:
     text = text.strip()
-    if not text.isdigit():
+    if not re.fullmatch(r"[+-]?\d+", text):  # (-1 is a number, out of range: said below)
         raise UsageError(f"the port {text!r} is not a number", f"give a port, {EXAMPLES}")
     port = int(text)
     low = 0 if allow_zero else 1
@@ -97,6 +97,7 @@ def parse_host_port(
             raise UsageError(f"{raw!r} has no host", f"give HOST:PORT, {EXAMPLES}")
         raise UsageError(f"{raw!r} has no port", f"give HOST:PORT, {EXAMPLES}")
     host, port_text = raw.rsplit(":", 1)
+    host = host.strip()  # '127.0.0.1 : 55555', as pasted
     port = parse_port(port_text, allow_zero=for_bind)
     if host in ("", "*"):
         if not for_bind:
