@@ -418,7 +418,9 @@ def test_real_low_port_as_a_normal_user() -> None:
     require(start > 1, "ip_unprivileged_port_start is 0 or 1: every port is open here")
     import psutil  # loaded before the fork: the child may not be able to read the stdlib
 
-    assert psutil
+    from netlab.diagnose.catalog import load_catalog
+
+    assert psutil and load_catalog()  # (the catalog too: it is read through importlib)
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: drop root, then diagnose as 'nobody' would see it
