@@ -297,6 +297,19 @@ def test_recorded_macos_low_port_on_a_specific_address() -> None:
     assert dx.diagnose_bind(HostPort("0.0.0.0", 80), ok_system).exit_code == 0
 
 
+def test_own_link_local_address_without_its_zone() -> None:
+    """Linux, as measured here: bind() on this machine's fe80:: address without %wlan0 is
+    EINVAL. It read "a second bind on one socket"; the real cause is the missing zone."""
+    einval = OSError(22, "Invalid argument")
+    system = RecordedSystem("linux", PortRules("linux", 1024),
+                            bind_errors={"plain": einval, "netlab": einval})
+    d = dx.diagnose_bind(HostPort("fe80::1", 55555), system)  # wlan0's, in LAPTOP
+    (problem,) = d.problems
+    assert problem.code == "EINVAL" and "link-local IPv6 address without its interface" in \
+        problem.title
+    assert "fe80::1%eth0 on Linux" in problem.fix and "second bind" not in problem.explanation
+
+
 # ---------------------------------------------------------------- real: bind
 
 
