@@ -198,3 +198,21 @@ def test_a_server_on_a_port_of_its_own_fails_listens_on_and_says_why(tmp_path: P
     assert first["name"].startswith("listens on") and not first["passed"]
     assert "says it is listening on port" in first["detail"]
     assert "take the port from the command line or NETLAB_PORT" in first["detail"]
+
+
+def test_a_client_that_ends_after_its_nickname_is_told_it_ended(tmp_path: Path) -> None:
+    """It used to read "your client sent b''", as if it were still there."""
+    program = tmp_path / "short.py"
+    program.write_text(
+        "import socket, sys\n"
+        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n"
+        "data = b''\n"
+        "while b'\\n' not in data:\n"
+        "    data += s.recv(100)\n"
+        "s.sendall(b'ana\\n')\n"
+        "s.close()\n")
+    code, data = run_check(0, "--", "python", str(program), "{host}", "{port}")
+    assert code == 1
+    typed = next(c for c in data["criteria"] if c["name"] == "sends each typed line with \\n")
+    assert not typed["passed"] and "it had ended: your program exited with code 0" in \
+        typed["detail"]

@@ -71,9 +71,10 @@ def _client_session(ctx: CheckContext, listener: Listener) -> list[Criterion]:
     why_typed = "every client line ends in \\n; the server frames on it (lessons 0 and 4)"
     if typed is None:
         pending = conn.framer.pending
+        ended = "" if prog.running else f"; it had ended: your program {prog.describe()}"
         out.append(failed("sends each typed line with \\n",
                           f"we typed 'hello from the check'; your client sent {pending!r}"
-                          + (" (no newline)" if pending else ""), why_typed))
+                          + (" (no newline)" if pending else "") + ended, why_typed))
     else:
         out.append(judge("sends each typed line with \\n", typed.text == "hello from the check",
                          "we typed 'hello from the check' and got it as one line",
