@@ -146,14 +146,19 @@ def _raise(call) -> OSError:  # type: ignore[no-untyped-def]
     return info.value
 
 
-def test_real_refused_second_bind_and_not_connected(catalog) -> None:  # type: ignore[no-untyped-def]
+def _real_refusal() -> tuple[OSError, int]:
+    """A real ECONNREFUSED: nothing listens on a port just released, so the loopback
+    answers the SYN with RST."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    # Nothing listens on a port we just released: the loopback answers with RST.
     with socket.socket() as client:
         client.settimeout(5)
-        refused = _raise(lambda: client.connect(("127.0.0.1", port)))
+        return _raise(lambda: client.connect(("127.0.0.1", port))), port
+
+
+def test_real_refused_second_bind_and_not_connected(catalog) -> None:  # type: ignore[no-untyped-def]
+    refused, _port = _real_refusal()
     assert catalog.for_exception(refused).name == "ECONNREFUSED"
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -302,12 +307,7 @@ def test_the_commands_say_a_link_local_address_needs_its_interface(command: list
 
 
 def test_a_refused_connect_to_this_machine_gives_no_advice_about_classmates(catalog) -> None:  # type: ignore[no-untyped-def]
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with socket.socket() as client:
-        client.settimeout(5)
-        refused = _raise(lambda: client.connect(("127.0.0.1", port)))
+    refused, port = _real_refusal()
     here = socket_problem(refused, "connect", "127.0.0.1", port)
     assert here.hint is not None and "Start the server first" in here.hint
     assert "classmates" not in here.hint and "0.0.0.0" not in here.hint

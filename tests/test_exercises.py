@@ -183,16 +183,22 @@ def test_every_exercise_is_covered_here() -> None:
     assert {ex.lesson for ex in all_exercises()} == set(range(11))
 
 
+def check_source(tmp_path: Path, number: int, source: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+    """`netlab check NUMBER` on a student program written here."""
+    program = tmp_path / "student.py"
+    program.write_text(source)
+    return run_check(number, "--", "python", str(program), "{host}", "{port}")
+
+
 def test_a_server_on_a_port_of_its_own_fails_listens_on_and_says_why(tmp_path: Path) -> None:
     """The commonest slip: the port written in the code, the one given ignored. The check
     used to believe the printed "listening on" and fail later without saying why."""
-    program = tmp_path / "hard.py"
-    program.write_text(
-        "import socket, time\n"
-        "s = socket.create_server(('127.0.0.1', 0))  # not the port it was given\n"
-        "print('listening on 127.0.0.1:%d' % s.getsockname()[1], flush=True)\n"
-        "time.sleep(30)\n")
-    code, data = run_check(3, "--", "python", str(program), "{host}", "{port}")
+    code, data = check_source(tmp_path, 3,
+                              "import socket, time\n"
+                              "s = socket.create_server(('127.0.0.1', 0))  # not the given port\n"
+                              "print('listening on 127.0.0.1:%d' % s.getsockname()[1], "
+                              "flush=True)\n"
+                              "time.sleep(30)\n")
     assert code == 1
     first = data["criteria"][0]
     assert first["name"].startswith("listens on") and not first["passed"]
@@ -202,16 +208,14 @@ def test_a_server_on_a_port_of_its_own_fails_listens_on_and_says_why(tmp_path: P
 
 def test_a_client_that_ends_after_its_nickname_is_told_it_ended(tmp_path: Path) -> None:
     """It used to read "your client sent b''", as if it were still there."""
-    program = tmp_path / "short.py"
-    program.write_text(
-        "import socket, sys\n"
-        "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n"
-        "data = b''\n"
-        "while b'\\n' not in data:\n"
-        "    data += s.recv(100)\n"
-        "s.sendall(b'ana\\n')\n"
-        "s.close()\n")
-    code, data = run_check(0, "--", "python", str(program), "{host}", "{port}")
+    code, data = check_source(tmp_path, 0,
+                              "import socket, sys\n"
+                              "s = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n"
+                              "data = b''\n"
+                              "while b'\\n' not in data:\n"
+                              "    data += s.recv(100)\n"
+                              "s.sendall(b'ana\\n')\n"
+                              "s.close()\n")
     assert code == 1
     typed = next(c for c in data["criteria"] if c["name"] == "sends each typed line with \\n")
     assert not typed["passed"] and "it had ended: your program exited with code 0" in \
