@@ -23,11 +23,13 @@ from netlab.params import HOST, FiniteRange
 @click.option("--iface", default="auto", show_default=True,
               help="Interface to capture on; auto: loopback for 127.0.0.1 and ::1, else the "
                    "interface that owns --host.")
-@click.option("--count", type=click.IntRange(min=1), help="Stop after N packets shown.")
+@click.option("--count", type=click.IntRange(min=1),
+              help="Stop after N packets shown (not with --timeout).")
 @click.option("--timeout", type=FiniteRange(min=0, min_open=True),
-              help="Stop after S seconds.")
+              help="Stop after S seconds (not with --count).")
 @click.option("--write", "write", type=click.Path(dir_okay=False, path_type=Path),
-              help="Save exactly the packets shown to FILE.pcap (for Wireshark).")
+              help="Save exactly the packets shown to FILE, in pcap format (for "
+                   "Wireshark), under the name given.")
 @click.option("--read", "read", type=click.Path(path_type=Path),
               help="Analyse a saved pcap or pcapng file instead (no privileges needed).")
 @click.option("--follow", is_flag=True,
