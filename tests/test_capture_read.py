@@ -191,3 +191,24 @@ def test_unreadable_files_exit_3_without_traceback(tmp_path: Path,
 def test_usage_errors_exit_2() -> None:
     assert run("--count", "3", "--timeout", "1")[0] == 2
     assert run("--read", "x.pcap", "--demo")[0] == 2
+
+
+def test_a_capture_cut_short_is_read_to_its_last_whole_packet_and_said_so(
+        tmp_path: Path) -> None:
+    """A capture killed mid-write or half downloaded: read without a word before."""
+    whole = tmp_path / "whole.pcap"
+    write_ethernet(whole, varied_packets()[:4])
+    data = whole.read_bytes()
+    code, _out, err = run("--read", str(whole), "--no-ladder")
+    assert code == 0 and "cut short" not in err
+    # Inside the last record's data, then inside its 16-byte record header.
+    record = 16 + len(Ether() / varied_packets()[3])
+    for cut_at, whole_packets in ((len(data) - 5, 3), (len(data) - record + 7, 3)):
+        cut = tmp_path / f"cut{cut_at}.pcap"
+        cut.write_bytes(data[:cut_at])
+        code, out, err = run("--read", str(cut), "--json")
+        assert code == 0, err
+        assert f"ends in the middle of a packet (cut short?): the {whole_packets} whole " \
+               "packets before it are read" in err
+        assert sum(json.loads(line)["type"] == "packet" for line in out.splitlines()) == \
+            whole_packets

@@ -9,7 +9,7 @@ which every Wireshark and tcpdump version opens.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,8 +26,10 @@ class CaptureFileError(NetlabError):
 Frame = tuple[bytes, int, float]  # frame bytes, link type, time (seconds since the epoch)
 
 
-def iter_frames(path: Path) -> Iterator[Frame]:
-    """Every frame of a pcap or pcapng file, in order, one at a time."""
+def iter_frames(path: Path, on_cut: Callable[[str], None] | None = None) -> Iterator[Frame]:
+    """Every frame of a pcap or pcapng file, in order, one at a time. A classic pcap that
+    ends inside a record (a capture killed mid-write, a partial download) is read up to
+    the last whole frame, and `on_cut` is told."""
     from scapy.error import Scapy_Exception
     from scapy.utils import RawPcapReader
 
@@ -47,15 +49,27 @@ def iter_frames(path: Path) -> Iterator[Frame]:
         ) from exc
     with reader:
         ng = hasattr(reader, "interfaces")
+        size = path.stat().st_size
+        frames = 0
         while True:
+            before = reader.f.tell()
             try:
                 item = reader._read_packet(size=SNAPLEN)
             except EOFError:
-                return
+                item = None
             except Scapy_Exception as exc:
                 raise CaptureFileError(f"{path}: damaged capture file ({exc})") from exc
-            if item is None:
+            cut = not ng and (
+                (item is None and before < size)  # bytes left, too few for a record header
+                or (item is not None and reader.f.tell() >= size  # the last record...
+                    and len(item[0]) < min(item[1].caplen, SNAPLEN)))  # ...shorter than said
+            if cut and on_cut is not None:
+                whole = f"{frames} whole packet{'s' if frames != 1 else ''}"
+                on_cut(f"{path} ends in the middle of a packet (cut short?): the {whole} "
+                       "before it are read")
+            if item is None or cut:
                 return
+            frames += 1
             data, meta = item
             if ng:
                 linktype = int(meta.linktype)

@@ -161,7 +161,7 @@ def run_read(env: Environment, opts: CaptureOptions, path: Path) -> int:
     presenter = Presenter(env, opts)
     pipeline = Pipeline(presenter, opts)
     try:
-        for data, linktype, when in iter_frames(path):
+        for data, linktype, when in iter_frames(path, on_cut=presenter.say):
             if pipeline.frame(data, linktype, when):
                 break
     except KeyboardInterrupt:
