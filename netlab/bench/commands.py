@@ -164,32 +164,11 @@ def bench(host: str, port: int, clients: int, senders: int, messages: int, rate:
         result = run_bench(opts, watch, progress)
     finally:
         progress.close()
-    # Looked at only after a failed raw run: a look before would disturb fragile servers
-    # (ncat --chat reset the next clients), and the figures are taken by then.
-    if protocol == "raw" and not result["ok"] and _opens_with_nick(host, port):
-        result["verdicts"].append({
-            "scenario": "protocol", "ok": False,
-            "text": "the server asks each client for a nickname (it opens with NICK), so "
-                    "--protocol raw sent chat lines as nicknames: use --protocol netlab "
-                    "(the default) for netlab and tutorial-style servers"})
     if as_json:
         click.echo(json.dumps(result))
     else:
         click.echo(render(result))
     sys.exit(ExitStatus.OK if result["ok"] else ExitStatus.NO)
-
-
-def _opens_with_nick(host: str, port: int, wait: float = 0.3) -> bool:
-    """One look at what the server says first (ncat --chat says nothing)."""
-    import socket
-
-    try:
-        with socket.create_connection((host, port), timeout=2.0) as sock:
-            sock.settimeout(wait)
-            first = sock.recv(64)
-    except OSError:
-        return False  # silent, or not there: the run itself tells
-    return first.lstrip().upper().startswith(b"NICK")
 
 
 def _watch(host: str, port: int, pid: int | None):  # type: ignore[no-untyped-def]

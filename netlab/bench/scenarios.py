@@ -11,6 +11,7 @@ import contextlib
 import math
 import os
 import random
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -108,8 +109,27 @@ def run_bench(opts: Options, watch: ServerWatch | None, progress: Progress) -> d
     result["generator"]["limited_phases"] = stats.limited_phases(busy)
     result["generator"]["note"] = note
     result["generator"]["processes"] = 1 + len(result.get("workers", []))
+    # Looked at only after a failed raw run: a look before would disturb fragile servers
+    # (ncat --chat reset the next clients), and the figures are taken by then.
+    if (opts.protocol == "raw" and not all(v["ok"] for v in result["verdicts"])
+            and opens_with_nick(opts.host, opts.port)):
+        _verdict(result, "protocol", False,
+                 "the server asks each client for a nickname (it opens with NICK), so "
+                 "--protocol raw sent chat lines as nicknames: use --protocol netlab "
+                 "(the default) for netlab and tutorial-style servers")
     result["ok"] = all(v["ok"] for v in result["verdicts"])
     return result
+
+
+def opens_with_nick(host: str, port: int, wait: float = 0.3) -> bool:
+    """One look at what the server says first (ncat --chat says nothing)."""
+    try:
+        with socket.create_connection((host, port), timeout=2.0) as sock:
+            sock.settimeout(wait)
+            first = sock.recv(64)
+    except OSError:
+        return False  # silent, or not there: the run itself tells
+    return first.lstrip().upper().startswith(b"NICK")
 
 
 def _verdict(result: dict[str, Any], scenario: str, ok: bool, text: str) -> None:

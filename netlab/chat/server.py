@@ -327,21 +327,18 @@ class ChatServer:
     def log(self, text: str) -> None:
         """Queue a log line. The writer thread prints it, so a stuck terminal or an unread
         pipe never blocks a thread that holds the room lock."""
-        if len(self._log_lines) >= _LOG_MAX:
-            self._log_dropped += 1
-            return
-        self._log_lines.append(text)
-        if not self._log_ready.is_set():
-            self._log_ready.set()
+        self._queue_log(text)
 
     def _event(self, kind: str, **fields: Any) -> None:
         """Queue an event for the event sink, in order with the log lines."""
-        if self._event_sink is None:
-            return
+        if self._event_sink is not None:
+            self._queue_log({"type": kind, "t": now_text(), **fields})
+
+    def _queue_log(self, item: str | dict[str, Any]) -> None:
         if len(self._log_lines) >= _LOG_MAX:
             self._log_dropped += 1
             return
-        self._log_lines.append({"type": kind, "t": now_text(), **fields})
+        self._log_lines.append(item)
         if not self._log_ready.is_set():
             self._log_ready.set()
 

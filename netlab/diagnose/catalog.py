@@ -230,9 +230,14 @@ class Catalog:
                     found.append((sys_name, entry))
         return found
 
-    def for_exception(self, exc: BaseException, system: str | None = None) -> ErrorEntry | None:
-        """The entry for an exception raised on this machine (or on `system`)."""
-        system = system or current_system()
+    def for_exception(self, exc: BaseException, system: str | None = None,
+                      host: str | None = None) -> ErrorEntry | None:
+        """The entry for an exception raised on this machine (or on `system`), as it
+        reads for a call on `host` (ErrorEntry.at)."""
+        entry = self._for_exception(exc, system or current_system())
+        return entry.at(host) if entry is not None else None
+
+    def _for_exception(self, exc: BaseException, system: str) -> ErrorEntry | None:
         if isinstance(exc, socket.gaierror):
             return self._for_gaierror(exc, system)
         if isinstance(exc, TimeoutError) and getattr(exc, "errno", None) is None:
@@ -303,9 +308,7 @@ def socket_problem(
     ephemeral ports, from bind() that a server already holds the port.
     """
     where = format_address(host, port)
-    entry = load_catalog().for_exception(exc)
-    if entry is not None:
-        entry = entry.at(host)
+    entry = load_catalog().for_exception(exc, host=host)
     if entry is None:
         detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
         return SocketProblem(f"cannot {operation} {where}: {detail}", operation=operation)

@@ -38,8 +38,7 @@ class System(Protocol):
 
 def entry_for(exc: BaseException, host: str | None = None) -> ErrorEntry | None:
     """The catalog's entry for a failed call, as it reads for a call on `host`."""
-    entry = load_catalog().for_exception(exc)
-    return entry.at(host) if entry is not None else None
+    return load_catalog().for_exception(exc, host=host)
 
 
 def problem_finding(exc: BaseException, title: str, said: str, host: str, port: int) -> Finding:
